@@ -1,0 +1,69 @@
+# MCP auth sandbox. `make up` brings the stack up; `make test` proves it. `make help` lists all.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+export UV_PYTHON_DOWNLOADS := never
+export COMPOSE_BAKE := false
+
+SCRIPTS := compose/scripts
+COMPOSE := docker compose --project-directory compose -f compose/compose.yaml
+UV = $(shell $(SCRIPTS)/ensure-uv.sh)
+PYTEST_ARGS ?=
+
+.PHONY: help up down clean logs ps test test-unit test-integration agent bench lock rotate-keys prepare docker images env ca keys
+
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  \033[1mmake %-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+up: prepare ## Bring the whole sandbox up over HTTPS (installs Docker if needed; idempotent)
+	@$(SCRIPTS)/up.sh
+
+down: ## Stop the sandbox, keeping Keycloak's data
+	@$(COMPOSE) --profile agent down
+
+clean: ## Remove containers, volumes, built images, the local CA and keys
+	@$(SCRIPTS)/clean.sh
+
+logs: ## Follow the logs of every service
+	@$(COMPOSE) logs -f --tail=100
+
+ps: ## Show the services and their health
+	@$(COMPOSE) ps
+
+test: prepare ## Run the whole suite: unit tests, then the real stack via testcontainers
+	@$(UV) sync --frozen --quiet
+	@$(UV) run --frozen pytest $(PYTEST_ARGS)
+
+test-unit: ## Only the unit tests (no Docker)
+	@$(UV) run --frozen pytest -m "not integration" $(PYTEST_ARGS)
+
+agent: prepare ## Run the demo agent's full flow from its container (browser on the host)
+	@$(COMPOSE) --profile agent run --rm --build agent $(or $(ARGS),login)
+
+bench: ## Benchmark: tool calls/s with auth vs without vs JWKS-per-request
+	@$(UV) run --frozen python -m tests.bench.tool_call_throughput
+
+lock: ## Re-lock Python dependencies and re-export the services' requirements
+	@$(UV) lock
+	@$(UV) export --frozen --no-dev --package mcp-server --no-emit-workspace --no-header -q -o services/mcp-server/requirements.lock
+	@$(UV) export --frozen --no-dev --package mcp-agent --no-emit-workspace --no-header -q -o services/agent/requirements.lock
+
+rotate-keys: ## Rotate the demo agent's signing key (old key stays published)
+	@$(UV) run --frozen python -m cimd_host --state .local rotate --agent $(or $(AGENT),demo) --origin "$$(grep ^CIMD_ORIGIN= compose/.env | cut -d= -f2-)"
+
+# Everything both `up` and `test` need: engine, base images, settings, CA, keys.
+prepare: docker images env ca keys
+
+docker:
+	@$(SCRIPTS)/ensure-docker.sh
+
+images: docker
+	@$(SCRIPTS)/base-images.sh
+
+env:
+	@$(SCRIPTS)/env.sh
+
+ca:
+	@$(SCRIPTS)/ca.sh
+
+keys: env
+	@$(UV) run --frozen --quiet python -m cimd_host --state .local render --origin "$$(grep ^CIMD_ORIGIN= compose/.env | cut -d= -f2-)" >/dev/null

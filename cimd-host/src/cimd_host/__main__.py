@@ -1,0 +1,69 @@
+"""cimd-host: make the agents' keys and render what https://cimd.localhost serves.
+
+    python -m cimd_host --state .local render --origin https://cimd.localhost
+    python -m cimd_host --state .local rotate --agent demo
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from . import cimd
+from .keys import KeyDirectory
+
+AGENTS = ("demo", "machine")
+
+
+def _write(path: Path, body: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_bytes(body)
+    os.chmod(tmp, 0o644)
+    tmp.replace(path)
+
+
+def render(state: Path, origin: str) -> list[Path]:
+    """Render the public files; create keys that do not exist yet. Idempotent."""
+    public = state / "cimd-public"
+    written = []
+    for agent in AGENTS:
+        keys = KeyDirectory(state / "keys" / agent)
+        keys.ensure()
+        target = public / "agents" / agent / "jwks.json"
+        _write(target, json.dumps(keys.jwks(), indent=2).encode() + b"\n")
+        written.append(target)
+    url = cimd.metadata_url(origin, "demo")
+    target = public / "agents" / "demo" / "metadata.json"
+    _write(target, cimd.validate(url, cimd.demo_agent_document(origin)))
+    written.append(target)
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="cimd-host")
+    parser.add_argument("--state", type=Path, default=Path(".local"))
+    sub = parser.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("render", help="create missing keys, write metadata documents and JWKS")
+    r.add_argument("--origin", default="https://cimd.localhost")
+    rot = sub.add_parser("rotate", help="add a new key for an agent and sign with it from now on")
+    rot.add_argument("--agent", choices=AGENTS, default="demo")
+    rot.add_argument("--origin", default="https://cimd.localhost")
+    args = parser.parse_args(argv)
+
+    if args.command == "rotate":
+        new = KeyDirectory(args.state / "keys" / args.agent).rotate()
+        render(args.state, args.origin)
+        published = len(KeyDirectory(args.state / "keys" / args.agent).keys())
+        print(f"{args.agent}: signing with new key {new.kid}; {published} keys published")
+        return 0
+    for path in render(args.state, args.origin):
+        print(f"rendered {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,78 @@
+"""Client ID Metadata Documents (draft-ietf-oauth-client-id-metadata-document) for the agents.
+
+The document must be readable by Keycloak, whose parser is strict (keycloak#51039): only fields
+of its OIDC client representation are allowed, and every URL in it must sit on a trusted host.
+"""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import urlsplit
+
+# Properties Keycloak's CIMD fetch accepts and that this project uses.
+ALLOWED_FIELDS = frozenset(
+    {
+        "client_id",
+        "client_name",
+        "redirect_uris",
+        "grant_types",
+        "response_types",
+        "token_endpoint_auth_method",
+        "token_endpoint_auth_signing_alg",
+        "jwks_uri",
+        "scope",
+    }
+)
+# CIMD -02 §4.1 and Keycloak's default upper-limit-metadata-bytes.
+MAX_BYTES = 5000
+CALLBACK_PORT = 8976
+
+
+def metadata_url(origin: str, agent: str) -> str:
+    return f"{origin}/agents/{agent}/metadata.json"
+
+
+def jwks_url(origin: str, agent: str) -> str:
+    return f"{origin}/agents/{agent}/jwks.json"
+
+
+def demo_agent_document(origin: str) -> dict[str, object]:
+    return {
+        "client_id": metadata_url(origin, "demo"),
+        "client_name": "MCP sandbox demo agent",
+        # RFC 8252 §7.3 loopback redirects; the agent listens on this fixed port.
+        "redirect_uris": [
+            f"http://127.0.0.1:{CALLBACK_PORT}/callback",
+            f"http://localhost:{CALLBACK_PORT}/callback",
+        ],
+        "grant_types": ["authorization_code", "refresh_token"],
+        "response_types": ["code"],
+        # RFC 7523 client authentication: Keycloak makes this a confidential client that must
+        # prove possession of a key published at jwks_uri on every token request.
+        "token_endpoint_auth_method": "private_key_jwt",
+        "token_endpoint_auth_signing_alg": "ES256",
+        "jwks_uri": jwks_url(origin, "demo"),
+        "scope": "mcp:tools mcp:admin",
+    }
+
+
+def validate(url: str, document: dict[str, object]) -> bytes:
+    """Check the rules the authorization server will apply; return the serialized document."""
+    parts = urlsplit(url)
+    if parts.scheme != "https" or not parts.path.strip("/"):
+        raise ValueError(f"client_id must be an https URL with a path: {url}")
+    if parts.query or parts.fragment or parts.username or parts.password:
+        raise ValueError(f"client_id must have no query, fragment or userinfo: {url}")
+    if any(seg in (".", "..") for seg in parts.path.split("/")):
+        raise ValueError(f"client_id must have no dot segments: {url}")
+    if document.get("client_id") != url:
+        raise ValueError("document client_id must equal its URL exactly")
+    unknown = set(document) - ALLOWED_FIELDS
+    if unknown:
+        raise ValueError(f"fields Keycloak would reject: {sorted(unknown)}")
+    if any(str(k).startswith("client_secret") for k in document):
+        raise ValueError("a metadata document must not carry client secrets")
+    body = json.dumps(document, indent=2).encode() + b"\n"
+    if len(body) > MAX_BYTES:
+        raise ValueError(f"document is {len(body)} bytes; the limit is {MAX_BYTES}")
+    return body

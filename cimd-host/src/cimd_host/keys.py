@@ -1,0 +1,85 @@
+"""Agent signing keys: one directory per agent under .local/keys/, private keys never leave it.
+
+Layout of ``.local/keys/<agent>/``::
+
+    <kid>.pem   EC P-256 private key (PKCS#8, mode 0600)
+    current     the kid that signs new client assertions
+
+Every key present is published in the JWKS, so rotation (add a key, switch ``current``) keeps
+assertions signed with the old key valid until it is removed.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from jwt.algorithms import ECAlgorithm
+
+ALGORITHM = "ES256"
+
+
+@dataclass(frozen=True)
+class SigningKey:
+    kid: str
+    private_pem: bytes
+
+    def public_jwk(self) -> dict[str, str]:
+        key = serialization.load_pem_private_key(self.private_pem, password=None)
+        jwk = json.loads(ECAlgorithm.to_jwk(key.public_key()))
+        return {**jwk, "kid": self.kid, "use": "sig", "alg": ALGORITHM}
+
+
+def _thumbprint_kid(public_key: ec.EllipticCurvePublicKey) -> str:
+    # RFC 7638 JWK thumbprint: a kid derived from the key, stable and collision-free.
+    jwk = json.loads(ECAlgorithm.to_jwk(public_key))
+    canonical = json.dumps({k: jwk[k] for k in ("crv", "kty", "x", "y")}, separators=(",", ":"))
+    digest = hashlib.sha256(canonical.encode()).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+class KeyDirectory:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def keys(self) -> list[SigningKey]:
+        if not self.path.is_dir():
+            return []
+        return [SigningKey(p.stem, p.read_bytes()) for p in sorted(self.path.glob("*.pem"))]
+
+    def current(self) -> SigningKey:
+        kid = (self.path / "current").read_text().strip()
+        return SigningKey(kid, (self.path / f"{kid}.pem").read_bytes())
+
+    def ensure(self) -> SigningKey:
+        """Return the signing key, creating the first one if the agent has none."""
+        if (self.path / "current").is_file():
+            return self.current()
+        return self.rotate()
+
+    def rotate(self) -> SigningKey:
+        """Add a new key and make it the signing key; older keys stay published."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.path, 0o700)
+        private = ec.generate_private_key(ec.SECP256R1())
+        kid = _thumbprint_kid(private.public_key())
+        pem = private.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        target = self.path / f"{kid}.pem"
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(pem)
+        (self.path / "current").write_text(kid + "\n")
+        return SigningKey(kid, pem)
+
+    def jwks(self) -> dict[str, list[dict[str, str]]]:
+        return {"keys": [k.public_jwk() for k in self.keys()]}

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Print the path of a uv binary pinned for this project, installing it into .local/tools
+# (with pip from PyPI) when it is not there yet. Python for the host-side tools comes from
+# the machine (3.11+); uv is told never to download interpreters.
+source "$(dirname "$0")/lib.sh"
+UV_VERSION=0.13.9
+TOOLS="${STATE}/tools"
+if [ ! -x "$TOOLS/bin/uv" ] || [ "$("$TOOLS/bin/uv" --version | cut -d' ' -f2)" != "$UV_VERSION" ]; then
+  command -v python3 >/dev/null || die "python3 (3.11 or newer) is needed on the host; install it and retry."
+  python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+    || die "python3 on PATH is $(python3 -V 2>&1); the host-side tools need 3.11 or newer."
+  step "Installing uv ${UV_VERSION} into .local/tools"
+  if ! python3 -m venv "$TOOLS" >/dev/null 2>&1; then
+    is_root && is_debian_like || die "python3 cannot create virtualenvs; install the python3-venv package."
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
+    python3 -m venv "$TOOLS"
+  fi
+  "$TOOLS/bin/pip" install -q "uv==${UV_VERSION}" || die "could not install uv from PyPI"
+fi
+echo "$TOOLS/bin/uv"

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# docker compose up --wait, then tell the user what is running and what to try.
+source "$(dirname "$0")/lib.sh"
+cd "$ROOT"
+set -a; source compose/.env; set +a
+
+if ! docker compose --project-directory compose -f compose/compose.yaml ps --status running -q caddy 2>/dev/null | grep -q .; then
+  if (exec 3<>"/dev/tcp/127.0.0.1/${HTTPS_PORT}") 2>/dev/null; then
+    die "port ${HTTPS_PORT} is already in use on this machine. Stop what uses it, or pick another: HTTPS_PORT=8443 make up"
+  fi
+fi
+
+step "Building images and starting the stack (first run: a few minutes; later: seconds)"
+if ! docker compose --project-directory compose -f compose/compose.yaml up --build --wait --wait-timeout 300 --quiet-pull; then
+  docker compose --project-directory compose -f compose/compose.yaml ps >&2 || true
+  die "the stack did not become healthy; see 'make logs' (or 'make ps' for which service)"
+fi
+
+cat <<MSG
+
+  MCP auth sandbox is up.
+
+  Keycloak (authorization server)  ${AUTH_ORIGIN}/realms/mcp
+  MCP server (resource server)     ${MCP_RESOURCE_URL}
+  Protected resource metadata      ${MCP_RESOURCE_URL%/mcp}/.well-known/oauth-protected-resource/mcp
+  CIMD document of the demo agent  ${CIMD_ORIGIN}/agents/demo/metadata.json
+
+  Demo user       alice / $(cat .local/secrets/demo-user-password)
+  Keycloak admin  admin / $(cat .local/secrets/keycloak-admin-password)  (console: KEYCLOAK_ADMIN_CONSOLE=on make up)
+  Local CA        .local/ca/ca.pem  (trust it in your browser: see README, "Trusting the local CA")
+
+  Next:  make agent      log in as alice through the demo agent and call the MCP tools
+         make test       prove the whole flow against this stack
+         make logs / make ps / make down
+MSG

@@ -1,0 +1,112 @@
+"""Assembles the ASGI app: the SDK's MCPServer and auth, plus this project's glue.
+
+Request path, outermost first:
+    AccessLog -> SDK AuthenticationMiddleware (AccessTokenVerifier) -> SDK AuthContext
+    -> ScopeGate (401/403 challenges, per-tool scopes) -> SDK RequireAuth -> MCP transport
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx2
+from mcp.server import MCPServer
+from mcp.server.auth.settings import AuthSettings
+from mcp.server.transport_security import TransportSecuritySettings
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from . import prm, scopes, tools
+from .access_log import AccessLog
+from .authorization import ScopeGate
+from .config import Settings
+from .jwks import JWKSCache
+from .verifier import AccessTokenVerifier
+
+INSTRUCTIONS = "Demo MCP server of the OAuth sandbox. get_time and whoami need mcp:tools; server_stats needs mcp:admin."
+
+
+def http_client(settings: Settings) -> httpx2.AsyncClient:
+    verify: ssl.SSLContext | bool = True
+    if settings.ca_bundle:
+        verify = ssl.create_default_context(cafile=str(settings.ca_bundle))
+    return httpx2.AsyncClient(verify=verify, timeout=10.0, follow_redirects=False)
+
+
+def create_app(
+    settings: Settings,
+    *,
+    verifier: AccessTokenVerifier | None = None,
+    auth: bool = True,
+) -> Starlette:
+    """Build the server. `auth=False` exists only for the benchmark's baseline."""
+    http = http_client(settings)
+    keys: JWKSCache | None = None
+    if auth and verifier is None:
+        keys = JWKSCache(
+            http,
+            issuer=settings.issuer,
+            jwks_url=settings.jwks_url,
+            algorithms=settings.algorithms,
+            min_refresh=settings.jwks_min_refresh_seconds,
+            max_age=settings.jwks_max_age_seconds,
+        )
+        verifier = AccessTokenVerifier(settings, keys)
+
+    server = MCPServer(
+        name="mcp-auth-sandbox",
+        instructions=INSTRUCTIONS,
+        token_verifier=verifier if auth else None,
+        auth=AuthSettings(
+            issuer_url=settings.issuer,
+            resource_server_url=settings.resource_url,
+            required_scopes=sorted(scopes.BASE),
+            # The verifier checks `aud` itself and reports this resource only when it matches.
+            validate_token_resource=True,
+        )
+        if auth
+        else None,
+    )
+    tools.register(server)
+
+    @server.custom_route("/healthz", methods=["GET"])
+    async def healthz(_: Request) -> JSONResponse:
+        # Unauthenticated, for compose and load-balancer health checks. Says nothing secret.
+        return JSONResponse({"status": "ok", "signing_keys": len(keys.kids) if keys else None})
+
+    app = server.streamable_http_app(
+        streamable_http_path=settings.mcp_path,
+        # Stateless: no session state, any replica behind a load balancer can answer (RS21).
+        stateless_http=True,
+        json_response=True,
+        # RS20: Host and Origin must be this server's public name; on, not switched off.
+        transport_security=TransportSecuritySettings(
+            enable_dns_rebinding_protection=True,
+            allowed_hosts=[settings.public_host],
+            allowed_origins=[settings.public_origin],
+        ),
+        host=settings.host,
+    )
+    if auth:
+        app.router.routes[0:0] = prm.routes(settings)
+        app.user_middleware.append(
+            Middleware(ScopeGate, mcp_path=settings.mcp_path, resource_metadata_url=prm.metadata_url(settings))
+        )
+    app.user_middleware.insert(0, Middleware(AccessLog))
+
+    inner_lifespan = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(a: Starlette) -> AsyncIterator[None]:
+        if keys is not None:
+            await keys.warm()
+        async with inner_lifespan(a):
+            yield
+        await http.aclose()
+
+    app.router.lifespan_context = lifespan
+    return app

@@ -1,0 +1,52 @@
+"""Typed configuration, read from MCP_* environment variables (names match compose.yaml)."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MCP_", frozen=True)
+
+    # The authorization server's issuer, compared exactly with the token's `iss` (RFC 8414 §3.3).
+    issuer: str = "https://auth.localhost/realms/mcp"
+    # The canonical URL of this MCP server: PRM `resource` and the required token audience.
+    resource_url: str = "https://mcp.localhost/mcp"
+    resource_name: str = "MCP auth sandbox"
+    # Where to fetch the signing keys. Unset: discovered from the issuer's RFC 8414 metadata.
+    jwks_url: str | None = None
+    # Extra CA bundle for outgoing HTTPS (the sandbox's local CA). Unset: system trust store.
+    ca_bundle: Path | None = None
+    # What Keycloak signs access tokens with; never `none` or HMAC (RFC 8725 §3.1).
+    algorithms: list[str] = Field(default_factory=lambda: ["RS256"])
+    leeway_seconds: int = 10
+    max_token_bytes: int = 8192
+    # An unknown `kid` triggers at most one JWKS refresh per this interval.
+    jwks_min_refresh_seconds: float = 30.0
+    # Cached keys are refreshed in the background of a request after this age; if the
+    # refresh fails (Keycloak down) the cached keys keep working.
+    jwks_max_age_seconds: float = 3600.0
+    # Proxies whose X-Forwarded-* headers are believed (the Caddy front's address).
+    trusted_proxies: str = "127.0.0.1"
+    host: str = "0.0.0.0"
+    port: int = 8000
+    log_level: str = "INFO"
+
+    @cached_property
+    def public_host(self) -> str:
+        """host[:port] of the resource URL, for Host/Origin checks (RS20)."""
+        return urlsplit(self.resource_url).netloc
+
+    @cached_property
+    def public_origin(self) -> str:
+        parts = urlsplit(self.resource_url)
+        return f"{parts.scheme}://{parts.netloc}"
+
+    @cached_property
+    def mcp_path(self) -> str:
+        return urlsplit(self.resource_url).path or "/"
