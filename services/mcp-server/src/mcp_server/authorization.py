@@ -48,14 +48,14 @@ class ScopeGate:
         user = scope.get("user")
         if not isinstance(user, AuthenticatedUser):
             presented = any(name == b"authorization" for name, _ in scope["headers"])
-            reason = rejection.get()
+            reason = rejection.get() or "not a bearer token"
             await self._challenge(
                 send,
                 401,
                 scope=scopes.ordered(scopes.BASE),
+                # RFC 6750 §3.1: a request without credentials gets no error information.
                 error="invalid_token" if presented else None,
-                description=("Token rejected: " + reason) if presented and reason else
-                ("Bearer token required" if not presented else "Invalid bearer token"),
+                description=f"Token rejected: {reason}" if presented else None,
             )
             return
 

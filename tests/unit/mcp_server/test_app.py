@@ -1,0 +1,162 @@
+"""The resource server over real HTTP on loopback: status codes, challenges, PRM, tools."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from .conftest import RunningServer
+from .test_verifier import BAD_TOKENS
+
+
+def _params(name: str, **arguments) -> dict:
+    return {"name": name, "arguments": arguments}
+
+
+def _prm_url(running: RunningServer) -> str:
+    return f"{running.url}/.well-known/oauth-protected-resource/mcp"
+
+
+@pytest.mark.parametrize("case", list(BAD_TOKENS))
+def test_every_bad_token_gets_401_with_a_challenge(running: RunningServer, case: str):
+    """RS10: invalid or expired -> 401; RS3/RS4: the challenge names the metadata and scope."""
+    factory, reason = BAD_TOKENS[case]
+    token = factory(running.fake, running.resource_url)
+    response = running.call(token or None, params=_params("get_time"), **({} if token else {"authorization": "Bearer"}))
+    assert response.status_code == 401
+    if token:  # the refusal is for the reason under test, not a side effect
+        assert reason in response.json()["error_description"]
+    challenge = response.headers["www-authenticate"]
+    assert challenge.startswith('Bearer error="invalid_token"')
+    assert f'resource_metadata="{_prm_url(running)}"' in challenge
+    assert 'scope="mcp:tools"' in challenge
+
+
+def test_no_token_gets_401_without_error_code(running: RunningServer):
+    response = running.call(None, params=_params("get_time"))
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == (
+        f'Bearer scope="mcp:tools", resource_metadata="{_prm_url(running)}"'
+    )
+
+
+def test_valid_token_calls_get_time_and_whoami(running: RunningServer):
+    token = running.token()
+    response = running.call(token, params=_params("get_time", timezone="UTC"))
+    assert response.status_code == 200, response.text
+    assert response.json()["result"]["isError"] is False
+    whoami = running.call(token, params=_params("whoami")).json()["result"]["structuredContent"]
+    assert whoami["subject"] == "user-123"
+    assert whoami["client_id"] == "test-client"
+    assert whoami["audience"] == [running.resource_url]
+
+
+def test_privileged_tool_without_its_scope_is_a_403_step_up_challenge(running: RunningServer):
+    """RS15-RS17: 403 insufficient_scope, every needed scope in one challenge, plus metadata."""
+    response = running.call(running.token(scope="mcp:tools"), params=_params("server_stats"))
+    assert response.status_code == 403
+    assert response.headers["www-authenticate"] == (
+        'Bearer error="insufficient_scope", error_description="This call needs scope mcp:tools mcp:admin", '
+        f'scope="mcp:tools mcp:admin", resource_metadata="{_prm_url(running)}"'
+    )
+
+
+def test_privileged_tool_with_its_scope_succeeds(running: RunningServer):
+    response = running.call(running.token(scope="mcp:admin"), params=_params("server_stats"))
+    assert response.status_code == 200
+    assert "tool_calls" in response.json()["result"]["structuredContent"]
+
+
+def test_token_without_base_scope_is_403(running: RunningServer):
+    response = running.call(running.token(scope="profile"), method="tools/list")
+    assert response.status_code == 403
+    assert 'scope="mcp:tools"' in response.headers["www-authenticate"]
+
+
+def test_tools_list_names_every_tool(running: RunningServer):
+    response = running.call(running.token(), method="tools/list")
+    names = {t["name"] for t in response.json()["result"]["tools"]}
+    assert names == {"get_time", "whoami", "server_stats"}
+
+
+def test_protected_resource_metadata_at_both_well_known_urls(running: RunningServer):
+    """RS1-RS3a, RS7."""
+    for path in ("/.well-known/oauth-protected-resource/mcp", "/.well-known/oauth-protected-resource"):
+        metadata = running.client.get(path).json()
+        assert metadata["resource"] == running.resource_url
+        assert metadata["authorization_servers"] == ["https://auth.test/realms/mcp"]
+        assert metadata["scopes_supported"] == ["mcp:tools", "mcp:admin"]
+        assert metadata["resource_name"] == "MCP auth sandbox"
+
+
+def test_foreign_origin_is_refused(running: RunningServer):
+    """RS20: DNS-rebinding protection stays on: a foreign Origin gets 403."""
+    response = running.call(running.token(), method="tools/list", origin="https://evil.example")
+    assert response.status_code == 403
+
+
+def test_foreign_host_is_refused(running: RunningServer):
+    response = running.call(running.token(), method="tools/list", host="evil.example")
+    assert response.status_code == 421
+
+
+def test_malformed_json_with_a_valid_token_is_400(running: RunningServer):
+    """RS14: malformed request -> 400."""
+    response = running.client.post(
+        running.resource_url,
+        content=b"{not json",
+        headers={
+            "authorization": f"Bearer {running.token()}",
+            "content-type": "application/json",
+            "accept": "application/json, text/event-stream",
+        },
+    )
+    assert response.status_code == 400
+
+
+def test_jwks_is_not_fetched_per_request(running: RunningServer):
+    before = running.fake.fetches
+    token = running.token()
+    for _ in range(20):
+        assert running.call(token, method="tools/list").status_code == 200
+    assert running.fake.fetches - before == 0
+
+
+def test_health_endpoint_needs_no_token(running: RunningServer):
+    assert running.client.get("/healthz").json()["status"] == "ok"
+
+
+def test_responses_carry_a_request_id(running: RunningServer):
+    assert running.call(None, method="tools/list").headers["x-request-id"]
+
+
+header_values = st.one_of(
+    st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=300),
+    st.builds(lambda s: "Bearer " + s, st.text(alphabet=st.characters(min_codepoint=0x21, max_codepoint=0x7E))),
+    st.builds(
+        lambda parts: "Bearer " + ".".join(parts),
+        st.lists(st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_=", max_size=80),
+                 min_size=1, max_size=5),
+    ),
+    st.builds(lambda b: "Bearer " + b.decode("latin-1"), st.binary(max_size=200).filter(
+        lambda b: all(0x20 <= c < 0x7F for c in b))),
+).filter(lambda v: v == v.strip())  # HTTP strips surrounding whitespace; httpx2 refuses to send it
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(value=header_values)
+def test_fuzzed_authorization_header_never_causes_a_server_error(running: RunningServer, value: str):
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}})
+    response = running.client.post(
+        running.resource_url,
+        content=body,
+        headers={
+            "authorization": value,
+            "content-type": "application/json",
+            "accept": "application/json, text/event-stream",
+        },
+    )
+    assert response.status_code in (401, 403), (value, response.status_code)
