@@ -35,7 +35,8 @@ class FakeAuthorizationServer:
 
     key: rsa.RSAPrivateKey = field(default_factory=lambda: rsa.generate_private_key(public_exponent=65537, key_size=2048))
     kid: str = KID
-    fetches: int = 0
+    fetches: int = 0  # successful JWKS responses
+    attempts: int = 0  # requests, answered or not
     down: bool = False
 
     def jwks(self) -> dict[str, Any]:
@@ -43,6 +44,7 @@ class FakeAuthorizationServer:
         return {"keys": [{**jwk, "kid": self.kid, "use": "sig", "alg": "RS256"}]}
 
     def handler(self, request: httpx2.Request) -> httpx2.Response:
+        self.attempts += 1
         if self.down:
             return httpx2.Response(503)
         assert str(request.url) == JWKS_URL

@@ -87,3 +87,29 @@ async def test_discovery_requires_the_exact_issuer():
     with pytest.raises(UnknownKey):
         await keys.get(KID)
     assert keys.fetches == 0
+
+
+@pytest.mark.anyio
+async def test_a_failed_first_fetch_is_retried_soon_not_after_the_full_interval():
+    """The resource server often starts before Keycloak is ready."""
+    fake, clock = FakeAuthorizationServer(), Clock()
+    keys = cache(fake, clock)
+    fake.down = True
+    await keys.warm()
+    fake.down = False
+    with pytest.raises(UnknownKey):
+        await keys.get(KID)  # within the short retry delay: no new attempt
+    clock.now += 2.5
+    assert (await keys.get(KID)).key_id == KID
+    assert fake.fetches == 1
+
+
+@pytest.mark.anyio
+async def test_a_down_authorization_server_is_not_hammered():
+    fake, clock = FakeAuthorizationServer(), Clock()
+    keys = cache(fake, clock)
+    fake.down = True
+    for _ in range(100):
+        with pytest.raises(UnknownKey):
+            await keys.get(KID)
+    assert fake.attempts == 1

@@ -4,7 +4,9 @@ Never a JWKS fetch per request: keys are fetched once (at startup if the AS answ
 from memory, refreshed when they are older than `max_age`, and an unknown `kid` (key rotation)
 triggers at most one refresh per `min_refresh` seconds so that a stream of forged kids cannot
 turn the server into a JWKS-fetching amplifier. If a refresh fails, the keys already cached
-keep working (the AS being down must not take the resource server down with it).
+keep working (the AS being down must not take the resource server down with it), and the next
+attempt waits only `retry_after_failure` seconds (a server that started before the AS was up
+must not refuse every token for a whole refresh interval).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ class JWKSCache:
         algorithms: list[str],
         min_refresh: float,
         max_age: float,
+        retry_after_failure: float = 2.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._http = http
@@ -42,10 +45,12 @@ class JWKSCache:
         self._algorithms = set(algorithms)
         self._min_refresh = min_refresh
         self._max_age = max_age
+        self._retry_after_failure = retry_after_failure
         self._clock = clock
         self._keys: dict[str, jwt.PyJWK] = {}
         self._fetched_at: float | None = None
         self._attempted_at: float | None = None
+        self._last_attempt_failed = False
         self._lock = anyio.Lock()
         self.fetches = 0
 
@@ -72,13 +77,16 @@ class JWKSCache:
     async def _refresh_if_allowed(self) -> None:
         async with self._lock:
             now = self._clock()
-            if self._attempted_at is not None and now - self._attempted_at < self._min_refresh:
+            wait = self._retry_after_failure if self._last_attempt_failed else self._min_refresh
+            if self._attempted_at is not None and now - self._attempted_at < wait:
                 return  # someone refreshed (or tried) just now
             self._attempted_at = now
             try:
                 self._keys = await self._fetch()
                 self._fetched_at = now
+                self._last_attempt_failed = False
             except Exception as exc:  # keep the cached keys whatever went wrong
+                self._last_attempt_failed = True
                 log.warning("jwks refresh failed, keeping %d cached keys: %s", len(self._keys), exc)
 
     async def _discover_jwks_url(self) -> str:

@@ -1,0 +1,52 @@
+"""The pre-registered machine client: client credentials with a private_key_jwt assertion
+(RFC 7523), its JWKS fetched by Keycloak from the CIMD host over HTTPS (local CA)."""
+
+from __future__ import annotations
+
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from mcp_agent.assertion import KeyFile, client_assertion, form_fields
+
+from tests.support.stack import Stack
+
+CLIENT_ID = "mcp-machine-agent"
+
+
+def request_token(stack: Stack, *, realm: str = "mcp", key_id: str | None = None, pem: bytes | None = None,
+                  scope: str | None = "mcp:tools", client_id: str = CLIENT_ID):
+    current_kid, current_pem = KeyFile(stack.key_dir("machine")).current()
+    assertion = client_assertion(
+        client_id=client_id,
+        audience=stack.token_endpoint(realm),
+        key_id=key_id or current_kid,
+        private_key_pem=pem or current_pem,
+    )
+    with stack.client() as client:
+        return client.post(
+            stack.token_endpoint(realm),
+            data={"grant_type": "client_credentials", **({"scope": scope} if scope else {}), **form_fields(assertion)},
+        )
+
+
+def test_machine_client_gets_an_audience_bound_token(stack: Stack):
+    response = request_token(stack)
+    assert response.status_code == 200, response.text
+    claims = jwt.decode(response.json()["access_token"], options={"verify_signature": False})
+    aud = claims["aud"] if isinstance(claims["aud"], list) else [claims["aud"]]
+    assert stack.resource_url in aud
+    assert claims["iss"] == stack.issuer
+    assert claims["azp"] == CLIENT_ID
+    assert "mcp:tools" in claims["scope"].split()
+
+
+def test_keycloak_refuses_an_assertion_signed_with_a_key_not_in_the_jwks(stack: Stack):
+    stranger = ec.generate_private_key(ec.SECP256R1()).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    current_kid, _ = KeyFile(stack.key_dir("machine")).current()
+    for kid in (current_kid, "not-published"):
+        response = request_token(stack, key_id=kid, pem=stranger)
+        assert response.status_code in (400, 401), response.text
+        assert response.json()["error"] in ("invalid_client", "unauthorized_client")
+        assert "access_token" not in response.json()

@@ -1,0 +1,131 @@
+"""The resource server behind Caddy, with real Keycloak tokens (RS1-RS17)."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+
+import jwt
+import pytest
+from mcp.client import Client
+from mcp.client.streamable_http import streamable_http_client
+from testcontainers.compose import DockerCompose
+
+from tests.support.stack import Stack
+
+from .test_client_credentials import request_token
+
+LEEWAY_SECONDS = 10  # MCP_LEEWAY_SECONDS default
+
+
+def token(stack: Stack, **kwargs) -> str:
+    response = request_token(stack, **kwargs)
+    assert response.status_code == 200, response.text
+    return response.json()["access_token"]
+
+
+def rpc(stack: Stack, access_token: str | None, method: str, params: dict | None = None, version: str = "2025-11-25"):
+    headers = {"accept": "application/json, text/event-stream", "mcp-protocol-version": version}
+    if access_token:
+        headers["authorization"] = f"Bearer {access_token}"
+    with stack.client() as client:
+        return client.post(
+            stack.resource_url, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params or {}}, headers=headers
+        )
+
+
+def prm_url(stack: Stack) -> str:
+    return f"{stack.mcp_origin}/.well-known/oauth-protected-resource/mcp"
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("mode", ["legacy", "2026-07-28"])
+async def test_sdk_client_calls_get_time_and_whoami_with_a_keycloak_token(stack: Stack, mode: str):
+    """Both the 2025-11-25 handshake (legacy) and the stateless 2026-07-28 wire."""
+    access_token = token(stack)
+    async with stack.async_client(headers={"authorization": f"Bearer {access_token}"}) as http:
+        async with Client(streamable_http_client(stack.resource_url, http_client=http), mode=mode) as client:
+            tools = await client.list_tools()
+            assert {t.name for t in tools.tools} == {"get_time", "whoami", "server_stats"}
+            now = await client.call_tool("get_time", {"timezone": "UTC"})
+            assert not now.is_error
+            who = await client.call_tool("whoami", {})
+    info = who.structured_content
+    assert info["client_id"] == "mcp-machine-agent"
+    assert info["issuer"] == stack.issuer
+    assert stack.resource_url in info["audience"]
+
+
+def test_token_without_the_audience_scope_is_401(stack: Stack):
+    """RS9/RS12: no mcp:tools scope -> no audience mapper -> aud lacks the MCP server."""
+    access_token = token(stack, scope=None)
+    assert stack.resource_url not in str(jwt.decode(access_token, options={"verify_signature": False}).get("aud"))
+    response = rpc(stack, access_token, "tools/list")
+    assert response.status_code == 401
+    assert "aud" in response.json()["error_description"]
+
+
+def test_token_from_another_realm_is_401(stack: Stack):
+    """Same client, same key, audience mapper to this server — but another issuer."""
+    access_token = token(stack, realm="other")
+    claims = jwt.decode(access_token, options={"verify_signature": False})
+    assert stack.resource_url in (claims["aud"] if isinstance(claims["aud"], list) else [claims["aud"]])
+    response = rpc(stack, access_token, "tools/list")
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"].startswith('Bearer error="invalid_token"')
+
+
+def test_expired_token_is_401(stack: Stack):
+    """RS10. The short-lived client's tokens live 1 s; wait out that second plus the leeway."""
+    access_token = token(stack, client_id="mcp-machine-agent-short-lived")
+    expires = jwt.decode(access_token, options={"verify_signature": False})["exp"]
+    time.sleep(max(0.0, expires + LEEWAY_SECONDS + 1 - time.time()))
+    response = rpc(stack, access_token, "tools/list")
+    assert response.status_code == 401
+    assert "expired" in response.json()["error_description"]
+
+
+def test_privileged_tool_without_its_scope_gets_the_403_step_up_challenge(stack: Stack):
+    """RS15-RS17."""
+    response = rpc(stack, token(stack), "tools/call", {"name": "server_stats", "arguments": {}})
+    assert response.status_code == 403
+    challenge = response.headers["www-authenticate"]
+    assert challenge.startswith('Bearer error="insufficient_scope"')
+    assert 'scope="mcp:tools mcp:admin"' in challenge
+    assert f'resource_metadata="{prm_url(stack)}"' in challenge
+
+
+def test_privileged_tool_with_its_scope_succeeds(stack: Stack):
+    response = rpc(stack, token(stack, scope="mcp:tools mcp:admin"), "tools/call", {"name": "server_stats", "arguments": {}})
+    assert response.status_code == 200
+    assert "tool_calls" in response.json()["result"]["structuredContent"]
+
+
+def test_unauthenticated_request_gets_401_pointing_at_the_metadata(stack: Stack):
+    """RS3, RS4."""
+    response = rpc(stack, None, "tools/list")
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == f'Bearer scope="mcp:tools", resource_metadata="{prm_url(stack)}"'
+
+
+def test_protected_resource_metadata_as_specified(stack: Stack):
+    """RS1, RS2, RS3a, RS7 — at the path-suffixed and the root well-known URL."""
+    with stack.client() as client:
+        for url in (prm_url(stack), f"{stack.mcp_origin}/.well-known/oauth-protected-resource"):
+            metadata = client.get(url).json()
+            assert metadata["resource"] == stack.resource_url
+            assert metadata["authorization_servers"] == [stack.issuer]
+            assert metadata["scopes_supported"] == ["mcp:tools", "mcp:admin"]
+            assert metadata["resource_name"]
+
+
+def test_rejections_are_logged_with_a_reason_and_without_the_token(stack: Stack, compose: DockerCompose):
+    access_token = token(stack, scope=None)
+    assert rpc(stack, access_token, "tools/list").status_code == 401
+    logs = subprocess.run(
+        [*compose.docker_compose_command(), "logs", "--no-log-prefix", "--tail=200", "mcp-server"],
+        cwd=compose.context, capture_output=True, text=True, check=True,
+    ).stdout
+    assert "token rejected: missing claim 'aud'" in logs
+    assert access_token not in logs
+    assert access_token.split(".")[2] not in logs
