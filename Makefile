@@ -9,7 +9,7 @@ COMPOSE := docker compose --project-directory compose -f compose/compose.yaml
 UV = $(shell $(SCRIPTS)/ensure-uv.sh)
 PYTEST_ARGS ?=
 
-.PHONY: help up down clean logs ps test test-unit test-integration agent bench lock rotate-keys prepare docker images env ca keys
+.PHONY: help up down clean logs ps test test-unit agent bench lock rotate-keys prepare docker images env ca keys port
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  \033[1mmake %-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -51,7 +51,7 @@ rotate-keys: ## Rotate the demo agent's signing key (old key stays published)
 	@$(UV) run --frozen python -m cimd_host --state .local rotate --agent $(or $(AGENT),demo) --origin "$$(grep ^CIMD_ORIGIN= compose/.env | cut -d= -f2-)"
 
 # Everything both `up` and `test` need: engine, base images, settings, CA, keys.
-prepare: docker images env ca keys
+prepare: docker images env ca keys port
 
 docker:
 	@$(SCRIPTS)/ensure-docker.sh
@@ -64,6 +64,9 @@ env:
 
 ca:
 	@$(SCRIPTS)/ca.sh
+
+port: docker env
+	@$(SCRIPTS)/claim-port.sh
 
 keys: env
 	@$(UV) run --frozen --quiet python -m cimd_host --state .local render --origin "$$(grep ^CIMD_ORIGIN= compose/.env | cut -d= -f2-)" >/dev/null

@@ -4,12 +4,6 @@ source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 set -a; source compose/.env; set +a
 
-if ! docker compose --project-directory compose -f compose/compose.yaml ps --status running -q caddy 2>/dev/null | grep -q .; then
-  if (exec 3<>"/dev/tcp/127.0.0.1/${HTTPS_PORT}") 2>/dev/null; then
-    die "port ${HTTPS_PORT} is already in use on this machine. Stop what uses it, or pick another: HTTPS_PORT=8443 make up"
-  fi
-fi
-
 step "Building images and starting the stack (first run: a few minutes; later: seconds)"
 if ! docker compose --project-directory compose -f compose/compose.yaml up --build --wait --wait-timeout 300 --quiet-pull; then
   docker compose --project-directory compose -f compose/compose.yaml ps >&2 || true
