@@ -1,0 +1,200 @@
+"""Benchmark: tool-call throughput of the MCP server with auth vs without, and vs the
+"JWKS client per request" verifier found in widely copied tutorials.
+
+    make bench            (or: uv run python -m tests.bench.tool_call_throughput)
+
+All three variants run the same server code in their own process on loopback, one after the
+other, in interleaved rounds, driven by the same load generator; the JWKS is served over real
+HTTP by a fourth process. It prints requests/s per variant and the ratios measured in this run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx2
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+ISSUER = "https://auth.bench/realms/mcp"
+KID = "bench-key"
+VARIANTS = ("no-auth", "auth", "jwks-per-request")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# --- server processes ------------------------------------------------------------------------
+
+
+def serve_jwks(port: int, public_jwk: str) -> None:
+    import uvicorn
+    from starlette.applications import Starlette
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    body = {"keys": [json.loads(public_jwk)]}
+    app = Starlette(routes=[Route("/certs", lambda _: JSONResponse(body))])
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+
+
+class JWKSClientPerRequestVerifier:
+    """The anti-pattern: a fresh PyJWKClient (one JWKS download) for every request."""
+
+    def __init__(self, jwks_url: str, resource: str) -> None:
+        self.jwks_url = jwks_url
+        self.resource = resource
+
+    async def verify_token(self, token: str):
+        from mcp.server.auth.provider import AccessToken
+
+        try:
+            key = jwt.PyJWKClient(self.jwks_url).get_signing_key_from_jwt(token)
+            claims = jwt.decode(token, key.key, algorithms=["RS256"], audience=self.resource, issuer=ISSUER)
+        except jwt.PyJWTError:
+            return None
+        return AccessToken(token=token, client_id=claims["azp"], scopes=claims["scope"].split(),
+                           expires_at=claims["exp"], resource=self.resource, subject=claims["sub"], claims=claims)
+
+
+def serve_mcp(variant: str, port: int, jwks_url: str) -> None:
+    import logging
+
+    import uvicorn
+    from mcp_server.app import create_app
+    from mcp_server.config import Settings
+
+    logging.disable(logging.INFO)  # the access log would dominate the measurement
+    settings = Settings(issuer=ISSUER, resource_url=f"http://127.0.0.1:{port}/mcp", jwks_url=jwks_url)
+    if variant == "no-auth":
+        app = create_app(settings, auth=False)
+    elif variant == "auth":
+        app = create_app(settings)
+    else:
+        app = create_app(settings, verifier=JWKSClientPerRequestVerifier(jwks_url, settings.resource_url))
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+
+
+# --- load generator -----------------------------------------------------------------------------
+
+
+def spawn(*args: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "tests.bench.tool_call_throughput", *args],
+                            cwd=Path(__file__).resolve().parents[2])
+
+
+def wait_listening(port: int, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listening on {port}")
+
+
+async def measure(url: str, token: str, seconds: float, concurrency: int) -> float:
+    body = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "get_time", "arguments": {}}}
+    headers = {"authorization": f"Bearer {token}", "accept": "application/json, text/event-stream",
+               "mcp-protocol-version": "2025-11-25"}
+    done = 0
+    limits = httpx2.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx2.AsyncClient(limits=limits, timeout=30) as client:
+        for _ in range(20):  # warm-up (and the first JWKS fetch)
+            response = await client.post(url, json=body, headers=headers)
+            if response.status_code != 200:
+                raise RuntimeError(f"{url}: {response.status_code} {response.text}")
+        deadline = time.perf_counter() + seconds
+        started = time.perf_counter()
+
+        async def worker() -> None:
+            nonlocal done
+            while time.perf_counter() < deadline:
+                response = await client.post(url, json=body, headers=headers)
+                assert response.status_code == 200, response.text
+                done += 1
+
+        async with anyio.create_task_group() as tg:
+            for _ in range(concurrency):
+                tg.start_soon(worker)
+        return done / (time.perf_counter() - started)
+
+
+def run(rounds: int, seconds: float, concurrency: int) -> dict[str, list[float]]:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    public_jwk = {**json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key())),
+                  "kid": KID, "use": "sig", "alg": "RS256"}
+    jwks_port = free_port()
+    jwks_url = f"http://127.0.0.1:{jwks_port}/certs"
+    procs = [spawn("serve-jwks", str(jwks_port), json.dumps(public_jwk))]
+    ports = {v: free_port() for v in VARIANTS}
+    results: dict[str, list[float]] = {v: [] for v in VARIANTS}
+    try:
+        wait_listening(jwks_port)
+        for variant, port in ports.items():
+            procs.append(spawn("serve-mcp", variant, str(port), jwks_url))
+        for port in ports.values():
+            wait_listening(port)
+        pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())
+        for r in range(rounds):
+            for variant, port in ports.items():
+                resource = f"http://127.0.0.1:{port}/mcp"
+                now = int(time.time())
+                token = jwt.encode({"iss": ISSUER, "aud": resource, "sub": "bench", "azp": "bench", "typ": "Bearer",
+                                    "scope": "mcp:tools", "iat": now, "exp": now + 3600}, pem, algorithm="RS256",
+                                   headers={"kid": KID})
+                rate = anyio.run(measure, resource, token, seconds, concurrency)
+                results[variant].append(rate)
+                print(f"  round {r + 1}/{rounds}  {variant:<18} {rate:8.1f} tool calls/s", flush=True)
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            p.wait(timeout=10)
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "serve-jwks":
+        serve_jwks(int(argv[1]), argv[2])
+        return 0
+    if argv and argv[0] == "serve-mcp":
+        serve_mcp(argv[1], int(argv[2]), argv[3])
+        return 0
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=4.0)
+    parser.add_argument("--concurrency", type=int, default=8)
+    args = parser.parse_args(argv)
+    print(f"tool-call throughput: {args.rounds} rounds x {args.seconds:g} s per variant, "
+          f"{args.concurrency} concurrent requests, {os.cpu_count()} CPUs")
+    results = run(args.rounds, args.seconds, args.concurrency)
+    med = {v: statistics.median(r) for v, r in results.items()}
+    print("\nmedian tool calls/s")
+    for v in VARIANTS:
+        print(f"  {v:<18} {med[v]:8.1f}")
+    print("\nratios (same run)")
+    print(f"  auth / no-auth               {med['auth'] / med['no-auth']:.2f}x   (target >= 0.90x)")
+    print(f"  jwks-per-request / no-auth   {med['jwks-per-request'] / med['no-auth']:.2f}x")
+    print(f"  auth / jwks-per-request      {med['auth'] / med['jwks-per-request']:.2f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
