@@ -178,8 +178,8 @@ def main(argv: list[str] | None = None) -> int:
         serve_mcp(argv[1], int(argv[2]), argv[3])
         return 0
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--seconds", type=float, default=4.0)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--concurrency", type=int, default=8)
     args = parser.parse_args(argv)
     print(f"tool-call throughput: {args.rounds} rounds x {args.seconds:g} s per variant, "

@@ -13,7 +13,10 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from mcp_server.verifier import TokenRejected
+from mcp_server.jwks import JWKSCache, UnknownKey
+from mcp_server.verifier import AccessTokenVerifier, TokenRejected
+
+from .test_jwks import Clock
 
 from .conftest import ISSUER, KID, FakeAuthorizationServer, claims_for, make_settings, make_verifier, mint
 
@@ -148,3 +151,34 @@ def test_symmetric_or_none_algorithms_cannot_be_configured():
 
 def test_there_are_at_least_fifteen_distinct_bad_tokens():
     assert len(BAD_TOKENS) >= 15
+
+
+@pytest.mark.anyio
+async def test_a_cached_token_still_expires():
+    fake, now = FakeAuthorizationServer(), [time.time()]
+    settings = make_settings(RESOURCE)
+    _, keys = make_verifier(fake, settings)
+    verifier = AccessTokenVerifier(settings, keys, clock=lambda: now[0])
+    exp = int(now[0]) + 60
+    token = mint(fake.key, claims_for(RESOURCE, exp=exp))
+    assert await verifier.verify_token(token) is not None
+    now[0] = exp + settings.leeway_seconds + 1
+    with pytest.raises(TokenRejected, match="expired"):
+        await verifier.verify(token)
+
+
+@pytest.mark.anyio
+async def test_key_rotation_empties_the_cache_of_verified_tokens():
+    fake, clock = FakeAuthorizationServer(), Clock()
+    settings = make_settings(RESOURCE)
+    keys = JWKSCache(fake.http(), issuer=ISSUER, jwks_url=settings.jwks_url, algorithms=["RS256"],
+                     min_refresh=30, max_age=3600, clock=clock)
+    verifier = AccessTokenVerifier(settings, keys)
+    token = mint(fake.key, claims_for(RESOURCE))
+    assert await verifier.verify_token(token) is not None
+    fake.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)  # old key withdrawn, same kid
+    clock.now += 31
+    with pytest.raises(UnknownKey):
+        await keys.get("a-kid-that-triggers-a-refresh")
+    with pytest.raises(TokenRejected, match="signature"):
+        await verifier.verify(token)

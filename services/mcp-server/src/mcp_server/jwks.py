@@ -11,6 +11,7 @@ must not refuse every token for a whole refresh interval).
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -53,6 +54,9 @@ class JWKSCache:
         self._last_attempt_failed = False
         self._lock = anyio.Lock()
         self.fetches = 0
+        # Bumped whenever the set of keys changes; caches of verified tokens key on it.
+        self.generation = 0
+        self._fingerprint = ""
 
     @property
     def kids(self) -> frozenset[str]:
@@ -82,7 +86,11 @@ class JWKSCache:
                 return  # someone refreshed (or tried) just now
             self._attempted_at = now
             try:
-                self._keys = await self._fetch()
+                keys, fingerprint = await self._fetch()
+                if fingerprint != self._fingerprint:
+                    self.generation += 1
+                    self._fingerprint = fingerprint
+                self._keys = keys
                 self._fetched_at = now
                 self._last_attempt_failed = False
             except Exception as exc:  # keep the cached keys whatever went wrong
@@ -101,22 +109,24 @@ class JWKSCache:
             raise ValueError(f"AS metadata issuer {metadata.get('issuer')!r} is not {self._issuer!r}")
         return metadata["jwks_uri"]
 
-    async def _fetch(self) -> dict[str, jwt.PyJWK]:
+    async def _fetch(self) -> tuple[dict[str, jwt.PyJWK], str]:
         if self._jwks_url is None:
             self._jwks_url = await self._discover_jwks_url()
         response = await self._http.get(self._jwks_url)
         response.raise_for_status()
         self.fetches += 1
         keys: dict[str, jwt.PyJWK] = {}
+        usable: list[dict] = []
         for data in response.json().get("keys", []):
             # Only signing keys for an allowed algorithm; Keycloak also publishes encryption keys.
             if data.get("use", "sig") != "sig" or data.get("alg") not in self._algorithms or "kid" not in data:
                 continue
             try:
                 keys[data["kid"]] = jwt.PyJWK(data)
+                usable.append(data)
             except jwt.PyJWKError as exc:
                 log.warning("ignoring unusable JWK %s: %s", data.get("kid"), exc)
         if not keys:
             raise ValueError("JWKS holds no usable signing key")
         log.info("jwks refreshed: %d signing keys", len(keys))
-        return keys
+        return keys, json.dumps(sorted(usable, key=lambda d: d["kid"]), sort_keys=True)

@@ -7,8 +7,11 @@ the reason is logged — never the token itself.
 from __future__ import annotations
 
 import contextvars
+import hashlib
 import logging
 import time
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +34,8 @@ ACCEPTED_HEADER_TYPES = frozenset({"jwt", "at+jwt", "application/at+jwt"})
 # Keycloak's `typ` claim distinguishes access ("Bearer") from ID ("ID") and refresh tokens.
 ACCESS_TOKEN_TYP_CLAIM = "Bearer"
 REQUIRED_CLAIMS = ["exp", "iat", "iss", "aud", "sub"]
+# Verified tokens remembered so an agent's repeated calls skip signature verification.
+CACHE_SIZE = 4096
 
 
 class TokenRejected(Exception):
@@ -44,13 +49,17 @@ class Verified:
 
 
 class AccessTokenVerifier(TokenVerifier):
-    def __init__(self, settings: Settings, keys: JWKSCache) -> None:
+    def __init__(self, settings: Settings, keys: JWKSCache, *, clock: Callable[[], float] = time.time) -> None:
         forbidden = FORBIDDEN_ALGORITHMS & set(settings.algorithms)
         if forbidden:
             raise ValueError(f"refusing to accept tokens signed with {sorted(forbidden)}")
         self._settings = settings
         self._keys = keys
         self._algorithms = list(settings.algorithms)
+        self._clock = clock
+        # digest of the token -> (keys generation, result). Only successes are cached; expiry is
+        # re-checked on every hit, and a change of the key set (rotation) empties it.
+        self._verified: OrderedDict[bytes, tuple[int, Verified]] = OrderedDict()
 
     async def verify_token(self, token: str) -> AccessToken | None:
         try:
@@ -75,6 +84,22 @@ class AccessTokenVerifier(TokenVerifier):
         s = self._settings
         if len(token) > s.max_token_bytes:
             raise TokenRejected(f"token larger than {s.max_token_bytes} bytes")
+        digest = hashlib.sha256(token.encode()).digest()
+        hit = self._verified.get(digest)
+        if hit is not None and hit[0] == self._keys.generation:
+            if hit[1].claims["exp"] + s.leeway_seconds <= self._clock():
+                del self._verified[digest]
+                raise TokenRejected("expired")
+            self._verified.move_to_end(digest)
+            return hit[1]
+        verified = await self._verify_uncached(token)
+        self._verified[digest] = (self._keys.generation, verified)
+        if len(self._verified) > CACHE_SIZE:
+            self._verified.popitem(last=False)
+        return verified
+
+    async def _verify_uncached(self, token: str) -> Verified:
+        s = self._settings
         try:
             header = jwt.get_unverified_header(token)
         except jwt.DecodeError:
