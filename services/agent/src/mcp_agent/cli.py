@@ -1,8 +1,137 @@
-"""mcp-agent command line (filled in by the agent issue)."""
+"""mcp-agent: the demo MCP agent on the command line.
 
+    mcp-agent login                  sign in (browser) and list the tools
+    mcp-agent tools                  list the tools
+    mcp-agent call NAME [k=v ...]    call a tool (values parsed as JSON when they are)
+    mcp-agent whoami                 what the MCP server sees of this agent's token
+    mcp-agent logout                 forget this agent's tokens and registration
+
+Options: --json, --trace (every HTTP exchange of the OAuth dance, secrets masked), --machine
+(client credentials with a private_key_jwt assertion instead of a user login), --registration
+auto|cimd|preregistered|dcr. Settings come from AGENT_* variables (see config.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
 import sys
+from pathlib import Path
+from typing import Any
+
+import anyio
+from pydantic import ValidationError
+
+from .agent import connect
+from .config import AgentSettings
+from .errors import explain
+from .storage import FileTokenStorage
+from .trace import Tracer
 
 
-def main() -> int:
-    print("mcp-agent: not implemented yet", file=sys.stderr)
-    return 2
+def parse_arguments(pairs: list[str]) -> dict[str, Any]:
+    arguments: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise SystemExit(f"mcp-agent: argument {pair!r} is not key=value")
+        try:
+            arguments[key] = json.loads(value)
+        except ValueError:
+            arguments[key] = value
+    return arguments
+
+
+def _result(result: Any) -> Any:
+    if result.structured_content is not None:
+        return result.structured_content
+    return "\n".join(getattr(c, "text", str(c)) for c in result.content)
+
+
+async def run(args: argparse.Namespace, settings: AgentSettings) -> dict[str, Any]:
+    if args.command == "logout":
+        removed = [
+            FileTokenStorage(settings.state_dir, settings.server_url + suffix).clear() for suffix in ("", "#machine")
+        ]
+        return {"logged_out": any(removed)}
+    tracer = Tracer() if args.trace else None
+    async with connect(settings, machine=args.machine, tracer=tracer) as (client, login):
+        out: dict[str, Any] = {"registration": login.registration, "client_id": login.client_id}
+        if args.command in ("login", "tools"):
+            tools = await client.list_tools()
+            out["tools"] = [{"name": t.name, "description": t.description} for t in tools.tools]
+        if args.command in ("login", "whoami"):
+            out["whoami"] = _result(await client.call_tool("whoami", {}))
+        if args.command == "call":
+            result = await client.call_tool(args.name, parse_arguments(args.arguments))
+            out["tool"] = args.name
+            out["is_error"] = bool(result.is_error)
+            out["result"] = _result(result)
+        return out
+
+
+def render(out: dict[str, Any]) -> str:
+    lines = []
+    if "logged_out" in out:
+        return "Logged out." if out["logged_out"] else "Nothing to log out."
+    lines.append(f"client: {out['client_id']} ({out['registration']})")
+    who = out.get("whoami")
+    if who:
+        lines.append(
+            f"signed in as: {who.get('username') or who.get('subject')}  scopes: {' '.join(who.get('granted_scopes', []))}"
+        )
+        lines.append(f"token audience: {', '.join(who.get('audience') or [])}")
+    for tool in out.get("tools", []):
+        lines.append(f"  {tool['name']:<14} {tool['description'] or ''}")
+    if "tool" in out:
+        result = out["result"]
+        text = result if isinstance(result, str) else json.dumps(result, indent=2)
+        lines.append(("error from " if out["is_error"] else "") + f"{out['tool']}: {text}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="mcp-agent", description="Demo MCP agent (OAuth: CIMD, PKCE, step-up)")
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.add_argument("--trace", action="store_true", help="print each HTTP exchange (secrets masked) to stderr")
+    parser.add_argument("--machine", action="store_true", help="client credentials (private_key_jwt), no user")
+    parser.add_argument("--registration", choices=["auto", "cimd", "preregistered", "dcr"])
+    parser.add_argument("--server", help="MCP server URL (default AGENT_SERVER_URL)")
+    parser.add_argument("--ca-bundle", type=Path, help="CA file to trust (default AGENT_CA_BUNDLE)")
+    parser.add_argument("--no-browser", action="store_true", help="only print the sign-in URL")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name in ("login", "tools", "whoami", "logout"):
+        sub.add_parser(name)
+    call = sub.add_parser("call")
+    call.add_argument("name")
+    call.add_argument("arguments", nargs="*", metavar="key=value")
+    args = parser.parse_args(argv)
+
+    overrides = {
+        k: v
+        for k, v in {
+            "registration": args.registration,
+            "server_url": args.server,
+            "ca_bundle": args.ca_bundle,
+            "open_browser": False if args.no_browser else None,
+        }.items()
+        if v is not None
+    }
+    try:
+        settings = AgentSettings(**overrides)
+    except ValidationError as exc:
+        print(f"mcp-agent: invalid configuration: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}", file=sys.stderr)
+        return 2
+    try:
+        out = anyio.run(run, args, settings)
+    except KeyboardInterrupt:
+        return 130
+    except BaseException as exc:  # noqa: BLE001 — one clear line instead of a traceback
+        print(f"mcp-agent: {explain(exc)}", file=sys.stderr)
+        return 1
+    print(json.dumps(out, indent=2) if args.json else render(out))
+    return 1 if out.get("is_error") else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -9,6 +9,7 @@ Inside the compose network the names resolve through Docker's DNS and this is no
 
 from __future__ import annotations
 
+import functools
 import socket
 import ssl
 from typing import Any
@@ -18,10 +19,17 @@ import httpx2
 
 
 def loopback_for(host: str) -> str:
+    """127.0.0.1 for a *.localhost name the system cannot resolve; anything else unchanged.
+
+    Names the system does resolve are left alone: inside the compose network Docker's DNS maps
+    them to the TLS front, and 127.0.0.1 there would be the container itself."""
     name = host.rstrip(".").lower()
-    return "127.0.0.1" if name == "localhost" or name.endswith(".localhost") else host
+    if (name == "localhost" or name.endswith(".localhost")) and not resolves(name):
+        return "127.0.0.1"
+    return host
 
 
+@functools.lru_cache(maxsize=64)
 def resolves(host: str) -> bool:
     try:
         socket.getaddrinfo(host, None)

@@ -1,0 +1,169 @@
+"""The agent: an MCP client session over HTTPS whose OAuth is done by the SDK's providers.
+
+    async with connect(settings) as session:
+        await session.call_tool("whoami", {})
+"""
+
+from __future__ import annotations
+
+import ssl
+import sys
+import webbrowser
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import httpx2
+from mcp.client import Client
+from mcp.client.auth.extensions.client_credentials import PrivateKeyJWTOAuthProvider
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.auth import OAuthClientInformationFull, OAuthClientMetadata
+
+from . import registration
+from .assertion import KeyFile, client_assertion
+from .callback import CallbackListener
+from .config import AgentSettings
+from .localhost import async_transport
+from .provider import AgentOAuthProvider
+from .storage import FileTokenStorage
+from .trace import Tracer
+
+RedirectHandler = Callable[[str], Awaitable[None]]
+
+
+def ssl_context(settings: AgentSettings) -> ssl.SSLContext:
+    if settings.ca_bundle:
+        return ssl.create_default_context(cafile=str(settings.ca_bundle))
+    return ssl.create_default_context()
+
+
+def http_client(settings: AgentSettings, tracer: Tracer | None = None, **kwargs) -> httpx2.AsyncClient:
+    return httpx2.AsyncClient(
+        transport=async_transport(ssl_context(settings)),
+        # Streams outlive httpx2's 5 s default.
+        timeout=httpx2.Timeout(30.0, read=300.0),
+        event_hooks=tracer.hooks() if tracer else None,
+        **kwargs,
+    )
+
+
+def signer(client_id: str, keys: KeyFile) -> Callable[[str], str]:
+    def sign(audience: str) -> str:
+        kid, pem = keys.current()
+        return client_assertion(client_id=client_id, audience=audience, key_id=kid, private_key_pem=pem)
+
+    return sign
+
+
+async def print_and_open(url: str, *, open_browser: bool = True) -> None:
+    """Show the authorization URL and open a browser if there is one (C33: http(s) only, no shell)."""
+    parts = urlsplit(url)
+    if parts.scheme != "https" and not (parts.scheme == "http" and parts.hostname in ("127.0.0.1", "localhost")):
+        raise ValueError(f"refusing to open a non-https authorization URL: {parts.scheme}://{parts.hostname}")
+    print(f"Open this URL to sign in:\n  {url}", file=sys.stderr, flush=True)
+    if open_browser:
+        webbrowser.open(url)
+
+
+@dataclass
+class Login:
+    """What the last connection used; for reporting."""
+
+    registration: str
+    client_id: str | None = None
+
+
+def _interactive_provider(
+    settings: AgentSettings, storage: FileTokenStorage, chosen: str, redirect: RedirectHandler | None
+) -> AgentOAuthProvider:
+    redirect_uri = f"http://127.0.0.1:{settings.callback_port}/callback"
+    metadata = OAuthClientMetadata(
+        client_name=settings.client_name,
+        redirect_uris=[redirect_uri],
+        grant_types=["authorization_code", "refresh_token"],
+        response_types=["code"],
+        token_endpoint_auth_method="none",
+        application_type="native",  # C16
+    )
+    listener: CallbackListener | None = None
+    provider: AgentOAuthProvider
+
+    async def on_redirect(url: str) -> None:
+        nonlocal listener
+        listener = CallbackListener(settings.callback_port, settings.callback_bind).__enter__()
+        await (redirect or (lambda u: print_and_open(u, open_browser=settings.open_browser)))(url)
+
+    async def on_callback():
+        assert listener is not None
+        try:
+            return await listener.wait(settings.login_timeout_seconds, provider.context.oauth_metadata)
+        finally:
+            listener.__exit__()
+
+    assertion = None
+    if chosen == "cimd" and settings.key_dir:
+        assertion = signer(settings.client_metadata_url or "", KeyFile(settings.key_dir))
+    provider = AgentOAuthProvider(
+        settings.server_url,
+        client_metadata=metadata,
+        storage=storage,
+        redirect_handler=on_redirect,
+        callback_handler=on_callback,
+        client_metadata_url=settings.client_metadata_url if chosen == "cimd" else None,
+        assertion=assertion,
+    )
+    return provider
+
+
+async def _seed_preregistered(storage: FileTokenStorage, settings: AgentSettings) -> None:
+    current = await storage.get_client_info()
+    if current is None or current.client_id != settings.preregistered_client_id:
+        await storage.set_client_info(
+            OAuthClientInformationFull(
+                client_id=settings.preregistered_client_id or "",
+                redirect_uris=[f"http://127.0.0.1:{settings.callback_port}/callback"],
+                token_endpoint_auth_method="none",
+                grant_types=["authorization_code", "refresh_token"],
+            )
+        )
+
+
+@asynccontextmanager
+async def connect(
+    settings: AgentSettings,
+    *,
+    machine: bool = False,
+    tracer: Tracer | None = None,
+    redirect: RedirectHandler | None = None,
+    mode: str = "auto",
+) -> AsyncIterator[tuple[Client, Login]]:
+    storage = FileTokenStorage(settings.state_dir, settings.server_url + ("#machine" if machine else ""))
+    async with http_client(settings, tracer) as probe:
+        chosen = "client_credentials" if machine else await registration.choose(settings, probe)
+    if machine:
+        if not settings.machine_key_dir:
+            raise ValueError("machine mode needs AGENT_MACHINE_KEY_DIR (the machine client's key directory)")
+        sign = signer(settings.machine_client_id, KeyFile(settings.machine_key_dir))
+
+        async def assertion_provider(audience: str) -> str:
+            return sign(audience)
+
+        auth = PrivateKeyJWTOAuthProvider(
+            settings.server_url,
+            storage=storage,
+            client_id=settings.machine_client_id,
+            assertion_provider=assertion_provider,
+            scope=settings.machine_scope,
+            issuer=settings.machine_issuer,
+        )
+    else:
+        if chosen == "preregistered":
+            await _seed_preregistered(storage, settings)
+        auth = _interactive_provider(settings, storage, chosen, redirect)
+    login = Login(registration=chosen)
+    async with http_client(settings, tracer, auth=auth) as http:
+        async with Client(streamable_http_client(settings.server_url, http_client=http), mode=mode) as client:
+            info = auth.context.client_info
+            login.client_id = info.client_id if info else None
+            yield client, login

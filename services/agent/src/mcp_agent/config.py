@@ -1,0 +1,41 @@
+"""Typed agent configuration from AGENT_* variables (names match compose.yaml) and CLI flags."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Registration = Literal["auto", "cimd", "preregistered", "dcr"]
+
+
+class AgentSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="AGENT_")
+
+    server_url: str = "https://mcp.localhost/mcp"
+    # Extra CA file (the sandbox's local CA). Unset: the system trust store.
+    ca_bundle: Path | None = None
+    # Tokens and client registrations, one file per MCP server (mode 0600).
+    state_dir: Path = Path.home() / ".local" / "state" / "mcp-agent"
+
+    # How the agent identifies itself (MCP C10/C11); `auto` = CIMD if the AS supports it,
+    # else the pre-registered client if one is configured, else dynamic registration.
+    registration: Registration = "auto"
+    client_metadata_url: str | None = "https://cimd.localhost/agents/demo/metadata.json"
+    # Private keys of the CIMD identity (<kid>.pem + `current`), for private_key_jwt.
+    key_dir: Path | None = None
+    preregistered_client_id: str | None = None
+    callback_port: int = 8976
+    callback_bind: str = "127.0.0.1"
+    client_name: str = "MCP sandbox demo agent"
+
+    # Machine mode: client credentials with a private_key_jwt assertion (pre-registered client).
+    machine_client_id: str = "mcp-machine-agent"
+    machine_key_dir: Path | None = None
+    # The AS the machine client is registered with (the SDK only mints assertions for it).
+    machine_issuer: str = "https://auth.localhost/realms/mcp"
+    machine_scope: str = "mcp:tools"
+
+    open_browser: bool = True
+    login_timeout_seconds: float = 300.0

@@ -1,0 +1,66 @@
+"""--trace: print every HTTP exchange of the OAuth dance, in order, with secrets masked.
+
+Hooked into httpx2's event hooks, so it sees exactly what the SDK sends: discovery (PRM, AS
+metadata), registration, the token requests, and the MCP calls.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
+
+import httpx2
+
+SECRET_PARAMS = {"code", "code_verifier", "client_assertion", "refresh_token", "access_token", "client_secret", "state"}
+SHOWN_HEADERS = ("www-authenticate", "location", "content-type")
+
+
+def mask(value: str) -> str:
+    return value[:6] + "…" if len(value) > 10 else "…"
+
+
+def _mask_query(url: str) -> str:
+    parts = urlsplit(url)
+    if not parts.query:
+        return url
+    return urlunsplit(parts._replace(query=_masked_pairs(parts.query)))
+
+
+def _masked_pairs(encoded: str) -> str:
+    # Decoded for reading (this is a trace for people, not a URL to reuse).
+    pairs = parse_qsl(encoded, keep_blank_values=True)
+    return "&".join(f"{k}={mask(v) if k in SECRET_PARAMS else v}" for k, v in pairs)
+
+
+class Tracer:
+    def __init__(self, out=sys.stderr) -> None:
+        self.out = out
+        self.step = 0
+
+    async def on_request(self, request: httpx2.Request) -> None:
+        self.step += 1
+        print(f"\n[{self.step}] → {request.method} {_mask_query(str(request.url))}", file=self.out)
+        auth = request.headers.get("authorization")
+        if auth:
+            scheme, _, credential = auth.partition(" ")
+            print(f"      authorization: {scheme} {mask(credential)}", file=self.out)
+        if request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
+            print(f"      form: {_masked_pairs(request.content.decode('latin-1'))}", file=self.out)
+        for name in ("mcp-protocol-version", "mcp-method", "mcp-name"):
+            if name in request.headers:
+                print(f"      {name}: {request.headers[name]}", file=self.out)
+
+    async def on_response(self, response: httpx2.Response) -> None:
+        print(f"    ← {response.status_code} {response.reason_phrase}", file=self.out)
+        for name in SHOWN_HEADERS:
+            if name in response.headers:
+                print(f"      {name}: {_mask_query(response.headers[name])}", file=self.out)
+
+    def hooks(self) -> dict[str, list]:
+        return {"request": [self.on_request], "response": [self.on_response]}
+
+
+def redact_tokens(text: str) -> str:
+    """Mask anything that looks like a JWT in free text (used for error messages)."""
+    return re.sub(r"eyJ[\w-]+\.[\w-]+\.[\w-]*", "eyJ…", text)
