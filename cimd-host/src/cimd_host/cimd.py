@@ -52,7 +52,8 @@ def demo_agent_document(origin: str) -> dict[str, object]:
         "token_endpoint_auth_method": "private_key_jwt",
         "token_endpoint_auth_signing_alg": "ES256",
         "jwks_uri": jwks_url(origin, "demo"),
-        "scope": "mcp:tools mcp:admin",
+        # offline_access: the agent keeps working after the browser session ends (refresh tokens).
+        "scope": "mcp:tools mcp:admin offline_access",
     }
 
 
