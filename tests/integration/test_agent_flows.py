@@ -79,3 +79,190 @@ async def test_cimd_login_consent_and_tool_calls(stack: Stack, compose: DockerCo
     assert len(clients) == 1
     assert clients[0]["publicClient"] is False
     assert clients[0]["attributes"]["jwks.url"] == f"{stack.cimd_origin}/agents/demo/jwks.json"
+
+
+async def test_preregistered_client_path(stack: Stack, tmp_path: Path):
+    """C10/C11 fallback: a configured pre-registered public client (PKCE, no secret)."""
+    settings = settings_for(stack, tmp_path, registration="preregistered", preregistered_client_id="mcp-agent")
+    async with chromium(stack.ca_file, user(stack)) as browser:
+        result = await login_and_call(settings, browser)
+    assert result["login"].registration == "preregistered"
+    assert result["whoami"]["client_id"] == "mcp-agent"
+    assert result["whoami"]["audience"] == [stack.resource_url]
+
+
+async def test_dynamic_client_registration_path(stack: Stack, tmp_path: Path):
+    """C16: DCR (deprecated in 2026-07-28, still supported) with loopback redirect URIs."""
+    settings = settings_for(stack, tmp_path, registration="dcr")
+    async with chromium(stack.ca_file, user(stack)) as browser:
+        result = await login_and_call(settings, browser)
+    assert result["login"].registration == "dcr"
+    client_id = result["whoami"]["client_id"]
+    assert client_id not in ("mcp-agent", settings.client_metadata_url)
+    assert result["whoami"]["audience"] == [stack.resource_url]
+    stored = await FileTokenStorage(tmp_path, settings.server_url).get_client_info()
+    assert stored.client_id == client_id
+    # C17: the registration is bound to the issuer that made it.
+    assert stored.issuer == stack.issuer
+
+
+async def test_client_credentials_path(stack: Stack, tmp_path: Path):
+    """Machine agent (SEP-1046): client credentials, private_key_jwt with a kid, no user, no browser."""
+    settings = settings_for(stack, tmp_path)
+    async with connect(settings, machine=True) as (client, login):
+        who = (await client.call_tool("whoami", {})).structured_content
+    assert login.registration == "client_credentials"
+    assert who["client_id"] == "mcp-machine-agent"
+    assert who["audience"] == [stack.resource_url]
+
+
+def run_agent(settings: AgentSettings, *args: str) -> subprocess.CompletedProcess:
+    env = {
+        **os.environ,
+        "AGENT_SERVER_URL": settings.server_url,
+        "AGENT_CA_BUNDLE": str(settings.ca_bundle),
+        "AGENT_STATE_DIR": str(settings.state_dir),
+        "AGENT_CLIENT_METADATA_URL": settings.client_metadata_url or "",
+        "AGENT_KEY_DIR": str(settings.key_dir),
+        "AGENT_LOGIN_TIMEOUT_SECONDS": "5",
+    }
+    return subprocess.run([sys.executable, "-m", "mcp_agent", "--no-browser", "--json", *args],
+                          env=env, cwd=ROOT, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=120)
+
+
+async def test_refresh_after_restarting_the_agent_process_needs_no_new_login(stack: Stack, tmp_path: Path):
+    """C29 + python-sdk#3250: a new process refreshes the stored token instead of logging in again."""
+    settings = settings_for(stack, tmp_path)
+    async with chromium(stack.ca_file, user(stack)) as browser:
+        await login_and_call(settings, browser)
+    storage = FileTokenStorage(tmp_path, settings.server_url)
+    before = await storage.get_tokens()
+    assert before.refresh_token
+    assert oct(storage.path.stat().st_mode & 0o777) == "0o600"
+    # Time passes: the stored access token is now expired.
+    storage.set_session(expires_at=time.time() - 1)
+
+    result = run_agent(settings, "whoami")  # a fresh process, no browser, stdin closed
+    assert result.returncode == 0, result.stderr
+    assert "Open this URL" not in result.stderr
+    assert json.loads(result.stdout)["whoami"]["client_id"] == settings.client_metadata_url
+    after = await storage.get_tokens()
+    assert after.access_token != before.access_token
+    assert after.refresh_token != before.refresh_token  # AS12: Keycloak rotates refresh tokens
+
+
+async def test_step_up_reauthorizes_with_the_union_of_scopes(stack: Stack, tmp_path: Path):
+    """C30/C31: 403 insufficient_scope -> re-authorize with mcp:tools + mcp:admin -> retry succeeds."""
+    settings = settings_for(stack, tmp_path)
+    async with chromium(stack.ca_file, user(stack)) as browser:
+        async with connect(settings, redirect=browser.open) as (client, _):
+            first = (await client.call_tool("whoami", {})).structured_content
+            assert "mcp:admin" not in first["granted_scopes"]
+            stats = await client.call_tool("server_stats", {})
+            after = (await client.call_tool("whoami", {})).structured_content
+    assert not stats.is_error
+    assert "tool_calls" in stats.structured_content
+    assert {"mcp:tools", "mcp:admin"} <= set(after["granted_scopes"])
+    # Two authorizations: the step-up went back to Keycloak, and the user consented to mcp:admin.
+    assert browser.consents == 2
+
+
+# --- refusals: each one clear, and no token issued ---------------------------------------------
+
+
+def authorize_url(stack: Stack, client_id: str, redirect_uri: str) -> str:
+    from urllib.parse import urlencode
+
+    return f"{stack.issuer}/protocol/openid-connect/auth?" + urlencode({
+        "response_type": "code",
+        "client_id": client_id,
+        "redirect_uri": redirect_uri,
+        "scope": "mcp:tools",
+        "state": "s" * 16,
+        "code_challenge": "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+        "code_challenge_method": "S256",
+        "resource": stack.resource_url,
+    })
+
+
+def refused(stack: Stack, url: str) -> str:
+    with stack.client() as client:
+        response = client.get(url)
+    assert response.status_code == 400, response.status_code
+    assert "location" not in response.headers  # nothing redirected back, so no code
+    return response.text
+
+
+@pytest.fixture
+def extra_document(stack: Stack):
+    """Write a document onto the CIMD host for one test (the host serves .local/cimd-public live)."""
+    written = []
+
+    def write(name: str, document: dict) -> str:
+        path = ROOT / ".local" / "cimd-public" / "tests" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(document))
+        path.chmod(0o644)
+        written.append(path)
+        return f"{stack.cimd_origin}/tests/{name}"
+
+    yield write
+    for path in written:
+        path.unlink(missing_ok=True)
+
+
+def test_redirect_uri_not_in_the_document_is_refused(stack: Stack):
+    """AS5/AS14: the request's redirect_uri must be one of the document's redirect_uris."""
+    page = refused(stack, authorize_url(stack, f"{stack.cimd_origin}/agents/demo/metadata.json",
+                                        "http://127.0.0.1:9999/callback"))
+    assert "redirect" in page.lower()
+
+
+def test_client_id_on_an_untrusted_host_is_refused(stack: Stack):
+    """Only https client_ids on the trusted CIMD host are resolved as metadata documents."""
+    page = refused(stack, authorize_url(stack, "https://untrusted.localhost/agents/demo/metadata.json",
+                                        "http://127.0.0.1:8976/callback"))
+    assert "client" in page.lower()
+
+
+def test_document_whose_client_id_differs_from_its_url_is_refused(stack: Stack, extra_document):
+    """CIMD -02: the document's client_id must equal the URL it was fetched from."""
+    url = extra_document("mismatched-client-id.json", {
+        "client_id": f"{stack.cimd_origin}/agents/demo/metadata.json",
+        "client_name": "impostor",
+        "redirect_uris": ["http://127.0.0.1:8976/callback"],
+    })
+    page = refused(stack, authorize_url(stack, url, "http://127.0.0.1:8976/callback"))
+    assert "client" in page.lower()
+
+
+async def test_authorization_response_with_a_wrong_iss_is_refused(stack: Stack, tmp_path: Path):
+    """RFC 9207 (C23-C25): a response claiming another issuer is not exchanged for a token."""
+    settings = settings_for(stack, tmp_path)
+    async with chromium(stack.ca_file, user(stack)) as browser:
+        browser.rewrite_iss = "https://auth.localhost/realms/other"
+        with pytest.raises(BaseException) as caught:
+            async with connect(settings, redirect=browser.open):
+                pass
+    from mcp_agent.errors import explain
+
+    message = explain(caught.value)
+    assert "issuer" in message.lower() or "iss " in message.lower(), message
+    assert "realms/other" in message, message
+    assert await FileTokenStorage(tmp_path, settings.server_url).get_tokens() is None
+
+
+async def test_consent_denied_is_a_clear_error_and_no_token(stack: Stack, tmp_path: Path):
+    settings = settings_for(stack, tmp_path)
+    async with chromium(stack.ca_file, user(stack)) as browser:
+
+        async def deny(url: str) -> None:
+            await browser.open(url, consent=False)
+
+        with pytest.raises(BaseException) as caught:
+            async with connect(settings, redirect=deny):
+                pass
+    from mcp_agent.errors import explain
+
+    assert explain(caught.value).startswith("consent denied")
+    assert await FileTokenStorage(tmp_path, settings.server_url).get_tokens() is None

@@ -6,6 +6,8 @@ HOME (Chromium on Linux reads $HOME/.pki/nssdb). No certificate error is ignored
 
 from __future__ import annotations
 
+import asyncio
+
 import shutil
 import subprocess
 import tempfile
@@ -13,8 +15,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from playwright.async_api import Browser, Page, Route, async_playwright
+from playwright.async_api import Browser, Page, async_playwright
 
 CHROMIUM = "/usr/bin/chromium"
 # Flags for a closed network (environment.md): no background requests, no QUIC, no sandbox as root.
@@ -65,7 +68,10 @@ class KeycloakBrowser:
             self.context = await self.browser.new_context()
             self.page = await self.context.new_page()
             if self.rewrite_iss is not None:
-                await self.page.route("http://127.0.0.1:*/callback*", self._rewrite_iss)
+                # Playwright does not route redirect targets; Chromium's own Fetch domain does.
+                cdp = await self.context.new_cdp_session(self.page)
+                await cdp.send("Fetch.enable", {"patterns": [{"urlPattern": "http://127.0.0.1:*/callback*"}]})
+                cdp.on("Fetch.requestPaused", lambda event: asyncio.ensure_future(self._rewrite_iss(cdp, event)))
         page = self.page
         await page.goto(url)
         if await page.locator("#username").count():
@@ -79,14 +85,13 @@ class KeycloakBrowser:
             await page.click("#kc-login" if consent else "#kc-cancel")
         await page.wait_for_url("http://127.0.0.1:*/callback*")
 
-    async def _rewrite_iss(self, route: Route) -> None:
+    async def _rewrite_iss(self, cdp, event: dict) -> None:
         # A mix-up attacker's response: same code and state, another issuer (RFC 9207).
-        from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
-
-        parts = urlsplit(route.request.url)
+        parts = urlsplit(event["request"]["url"])
         query = dict(parse_qsl(parts.query))
-        query["iss"] = self.rewrite_iss
-        await route.continue_(url=urlunsplit(parts._replace(query=urlencode(query))))
+        query["iss"] = self.rewrite_iss or ""
+        forged = urlunsplit(parts._replace(query=urlencode(query)))
+        await cdp.send("Fetch.continueRequest", {"requestId": event["requestId"], "url": forged})
 
     async def error_text(self) -> str:
         return await self.page.inner_text("body") if self.page else ""
