@@ -9,7 +9,7 @@ COMPOSE := docker compose --project-directory compose -f compose/compose.yaml
 UV = $(shell $(SCRIPTS)/ensure-uv.sh)
 PYTEST_ARGS ?=
 
-.PHONY: help up down clean logs ps test test-unit agent bench lock rotate-keys prepare docker images env ca keys port
+.PHONY: help up down clean logs ps test test-unit agent bench lock rotate-keys prepare docker images env ca keys port browser
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  \033[1mmake %-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -29,15 +29,15 @@ logs: ## Follow the logs of every service
 ps: ## Show the services and their health
 	@$(COMPOSE) ps
 
-test: prepare ## Run the whole suite: unit tests, then the real stack via testcontainers
+test: prepare browser ## Run the whole suite: unit tests, then the real stack via testcontainers
 	@$(UV) sync --frozen --quiet
 	@$(UV) run --frozen pytest $(PYTEST_ARGS)
 
 test-unit: ## Only the unit tests (no Docker)
 	@$(UV) run --frozen pytest -m "not integration" $(PYTEST_ARGS)
 
-agent: prepare ## Run the demo agent's full flow from its container (browser on the host)
-	@$(COMPOSE) --profile agent run --rm --build agent $(or $(ARGS),login)
+agent: prepare ## Log in through the demo agent in its container (browser on the host); ARGS="call get_time"
+	@$(COMPOSE) --profile agent run --rm --build --service-ports agent $(or $(ARGS),login)
 
 bench: ## Benchmark: tool calls/s with auth vs without vs JWKS-per-request
 	@$(UV) run --frozen python -m tests.bench.tool_call_throughput
@@ -64,6 +64,9 @@ env:
 
 ca:
 	@$(SCRIPTS)/ca.sh
+
+browser:
+	@$(SCRIPTS)/ensure-browser.sh
 
 port: docker env
 	@$(SCRIPTS)/claim-port.sh
