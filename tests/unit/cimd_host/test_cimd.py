@@ -1,0 +1,56 @@
+"""The Client ID Metadata Document rules (CIMD -02, Keycloak's strict parser)."""
+
+import json
+
+import pytest
+from cimd_host import cimd
+
+ORIGIN = "https://cimd.localhost"
+URL = cimd.metadata_url(ORIGIN, "demo")
+
+
+def test_demo_document_is_valid_small_and_self_referencing():
+    body = cimd.validate(URL, cimd.demo_agent_document(ORIGIN))
+    document = json.loads(body)
+    assert document["client_id"] == URL
+    assert document["token_endpoint_auth_method"] == "private_key_jwt"
+    assert document["jwks_uri"] == cimd.jwks_url(ORIGIN, "demo")
+    assert all(u.startswith("http://127.0.0.1:") or u.startswith("http://localhost:") for u in document["redirect_uris"])
+    assert len(body) < cimd.MAX_BYTES
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://cimd.localhost/agents/demo/metadata.json",  # not https
+        "https://cimd.localhost/",  # no path
+        "https://cimd.localhost/agents/demo/metadata.json?v=1",  # query
+        "https://cimd.localhost/agents/demo/metadata.json#x",  # fragment
+        "https://user@cimd.localhost/agents/demo/metadata.json",  # userinfo
+        "https://cimd.localhost/agents/../demo/metadata.json",  # dot segment
+    ],
+)
+def test_bad_client_id_urls_are_refused(url):
+    with pytest.raises(ValueError):
+        cimd.validate(url, {**cimd.demo_agent_document(ORIGIN), "client_id": url})
+
+
+def test_client_id_must_equal_the_url():
+    with pytest.raises(ValueError, match="equal"):
+        cimd.validate(URL, {**cimd.demo_agent_document(ORIGIN), "client_id": URL + "x"})
+
+
+def test_fields_keycloak_would_reject_are_refused():
+    with pytest.raises(ValueError, match="logo"):
+        cimd.validate(URL, {**cimd.demo_agent_document(ORIGIN), "logo": "x"})
+
+
+def test_secrets_are_refused():
+    with pytest.raises(ValueError):
+        cimd.validate(URL, {**cimd.demo_agent_document(ORIGIN), "client_secret": "s"})
+
+
+def test_oversized_document_is_refused():
+    document = {**cimd.demo_agent_document(ORIGIN), "client_name": "x" * 6000}
+    with pytest.raises(ValueError, match="bytes"):
+        cimd.validate(URL, document)
