@@ -5,17 +5,20 @@ Discover -> identify (CIMD / pre-registered / DCR) -> authorize (login + consent
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 from mcp_agent.agent import connect
 from mcp_agent.config import AgentSettings
 from mcp_agent.storage import FileTokenStorage
+from mcp_agent.trace import Tracer
 from testcontainers.compose import DockerCompose
 
 from tests.support.browser import KeycloakBrowser, User, chromium
@@ -66,10 +69,22 @@ def kcadm(compose: DockerCompose, stack: Stack, *args: str) -> str:
 async def test_cimd_login_consent_and_tool_calls(stack: Stack, compose: DockerCompose, tmp_path: Path):
     """C13: the CIMD URL is the client_id; Keycloak fetches the document; private_key_jwt at the token endpoint."""
     settings = settings_for(stack, tmp_path)
+    trace = io.StringIO()
     async with chromium(stack.ca_file, user(stack)) as browser:
-        result = await login_and_call(settings, browser)
+        async with connect(settings, redirect=browser.open, tracer=Tracer(trace)) as (client, login):
+            assert {t.name for t in (await client.list_tools()).tools} == {"get_time", "whoami", "server_stats"}
+            assert not (await client.call_tool("get_time", {})).is_error
+            result = {"login": login, "whoami": (await client.call_tool("whoami", {})).structured_content}
     assert browser.logins == 1 and browser.consents == 1
     assert result["login"].registration == "cimd"
+    # C21: the canonical MCP URL as `resource` in the authorization and the token request.
+    (authorization_url,) = browser.authorization_urls
+    assert dict(parse_qsl(urlsplit(authorization_url).query))["resource"] == stack.resource_url
+    assert f"resource={stack.resource_url}" in trace.getvalue()
+    assert "client_assertion_type=urn:ietf:params:oauth:client-assertion-type:jwt-bearer" in trace.getvalue()
+    # C28: the token travels in the Authorization header, never in a URL.
+    assert "authorization: Bearer" in trace.getvalue()
+    assert "access_token=" not in trace.getvalue()
     who = result["whoami"]
     assert who["client_id"] == settings.client_metadata_url
     assert who["audience"] == [stack.resource_url]
@@ -240,7 +255,7 @@ async def test_authorization_response_with_a_wrong_iss_is_refused(stack: Stack, 
     """RFC 9207 (C23-C25): a response claiming another issuer is not exchanged for a token."""
     settings = settings_for(stack, tmp_path)
     async with chromium(stack.ca_file, user(stack)) as browser:
-        browser.rewrite_iss = "https://auth.localhost/realms/other"
+        browser.rewrite_callback = {"iss": f"{stack.auth_origin}/realms/other"}
         with pytest.raises(BaseException) as caught:
             async with connect(settings, redirect=browser.open):
                 pass
@@ -250,6 +265,44 @@ async def test_authorization_response_with_a_wrong_iss_is_refused(stack: Stack, 
     assert "issuer" in message.lower() or "iss " in message.lower(), message
     assert "realms/other" in message, message
     assert await FileTokenStorage(tmp_path, settings.server_url).get_tokens() is None
+
+
+async def test_authorization_response_with_a_wrong_state_is_refused(stack: Stack, tmp_path: Path):
+    """C26: the state the agent sent must come back unchanged (CSRF)."""
+    settings = settings_for(stack, tmp_path)
+    async with chromium(stack.ca_file, user(stack)) as browser:
+        browser.rewrite_callback = {"state": "forged-state"}
+        with pytest.raises(BaseException) as caught:
+            async with connect(settings, redirect=browser.open):
+                pass
+    from mcp_agent.errors import explain
+
+    assert "state" in explain(caught.value).lower()
+    assert await FileTokenStorage(tmp_path, settings.server_url).get_tokens() is None
+
+
+@pytest.mark.parametrize("challenge", [None, "plain"])
+def test_pkce_s256_is_required_even_for_cimd_clients(stack: Stack, challenge: str | None):
+    """C18-C20 / OAuth 2.1: the realm's PKCE policy applies to CIMD clients (keycloak#52795)."""
+    from urllib.parse import parse_qsl, urlsplit
+
+    url = authorize_url(stack, f"{stack.cimd_origin}/agents/demo/metadata.json", "http://127.0.0.1:8976/callback")
+    query = dict(parse_qsl(urlsplit(url).query))
+    del query["code_challenge_method"]
+    if challenge is None:
+        del query["code_challenge"]
+    else:
+        query["code_challenge_method"] = challenge
+    from urllib.parse import urlencode
+
+    with stack.client() as client:
+        response = client.get(url.split("?")[0] + "?" + urlencode(query))
+    if response.status_code == 302:
+        returned = dict(parse_qsl(urlsplit(response.headers["location"]).query))
+        assert returned.get("error") == "invalid_request"
+        assert "code" not in returned
+    else:
+        assert response.status_code == 400
 
 
 async def test_consent_denied_is_a_clear_error_and_no_token(stack: Stack, tmp_path: Path):

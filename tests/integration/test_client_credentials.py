@@ -38,6 +38,7 @@ def test_machine_client_gets_an_audience_bound_token(stack: Stack):
     assert claims["iss"] == stack.issuer
     assert claims["azp"] == CLIENT_ID
     assert "mcp:tools" in claims["scope"].split()
+    assert claims["exp"] - claims["iat"] == 300  # AS11: short-lived access tokens
 
 
 def test_keycloak_refuses_an_assertion_signed_with_a_key_not_in_the_jwks(stack: Stack):

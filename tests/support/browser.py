@@ -60,19 +60,22 @@ class KeycloakBrowser:
         self.page: Page | None = None
         self.logins = 0
         self.consents = 0
-        self.rewrite_iss: str | None = None
+        # Forge the authorization response the agent receives: {param: value}.
+        self.rewrite_callback: dict[str, str] = {}
+        self.authorization_urls: list[str] = []
 
     async def open(self, url: str, *, consent: bool = True) -> None:
         """The agent's redirect handler: go to the authorization URL and sign in."""
         if self.context is None:
             self.context = await self.browser.new_context()
             self.page = await self.context.new_page()
-            if self.rewrite_iss is not None:
+            if self.rewrite_callback:
                 # Playwright does not route redirect targets; Chromium's own Fetch domain does.
                 cdp = await self.context.new_cdp_session(self.page)
                 await cdp.send("Fetch.enable", {"patterns": [{"urlPattern": "http://127.0.0.1:*/callback*"}]})
-                cdp.on("Fetch.requestPaused", lambda event: asyncio.ensure_future(self._rewrite_iss(cdp, event)))
+                cdp.on("Fetch.requestPaused", lambda event: asyncio.ensure_future(self._forge(cdp, event)))
         page = self.page
+        self.authorization_urls.append(url)
         await page.goto(url)
         if await page.locator("#username").count():
             await page.fill("#username", self.user.username)
@@ -85,11 +88,10 @@ class KeycloakBrowser:
             await page.click("#kc-login" if consent else "#kc-cancel")
         await page.wait_for_url("http://127.0.0.1:*/callback*")
 
-    async def _rewrite_iss(self, cdp, event: dict) -> None:
-        # A mix-up attacker's response: same code and state, another issuer (RFC 9207).
+    async def _forge(self, cdp, event: dict) -> None:
+        # An attacker's authorization response: e.g. another issuer (mix-up) or another state (CSRF).
         parts = urlsplit(event["request"]["url"])
-        query = dict(parse_qsl(parts.query))
-        query["iss"] = self.rewrite_iss or ""
+        query = {**dict(parse_qsl(parts.query)), **self.rewrite_callback}
         forged = urlunsplit(parts._replace(query=urlencode(query)))
         await cdp.send("Fetch.continueRequest", {"requestId": event["requestId"], "url": forged})
 

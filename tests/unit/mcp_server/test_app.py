@@ -160,3 +160,14 @@ def test_fuzzed_authorization_header_never_causes_a_server_error(running: Runnin
         },
     )
     assert response.status_code in (401, 403), (value, response.status_code)
+
+
+def test_no_session_handle_is_issued(running: RunningServer):
+    """RS21: stateless — a 2025-11-25 initialize creates no Mcp-Session-Id to stand in for auth."""
+    response = running.call(
+        running.token(),
+        method="initialize",
+        params={"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
+    )
+    assert response.status_code == 200
+    assert "mcp-session-id" not in response.headers

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from pathlib import Path
 from typing import Any
@@ -99,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--server", help="MCP server URL (default AGENT_SERVER_URL)")
     parser.add_argument("--ca-bundle", type=Path, help="CA file to trust (default AGENT_CA_BUNDLE)")
     parser.add_argument("--no-browser", action="store_true", help="only print the sign-in URL")
+    parser.add_argument("--verbose", action="store_true", help="show the SDK's own log messages")
     sub = parser.add_subparsers(dest="command", required=True)
     for name in ("login", "tools", "whoami", "logout"):
         sub.add_parser(name)
@@ -106,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     call.add_argument("name")
     call.add_argument("arguments", nargs="*", metavar="key=value")
     args = parser.parse_args(argv)
+    # Failures are reported as one line below; the SDK's tracebacks only with --verbose.
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.CRITICAL, format="%(name)s: %(message)s")
 
     overrides = {
         k: v

@@ -38,6 +38,9 @@ def explain(exc: BaseException) -> str:
                 return "no login completed in time: open the printed URL in a browser and sign in"
             if isinstance(e, httpx2.ConnectError):
                 return f"cannot connect ({text or 'connection refused'}): is the sandbox up? run `make up`"
+            if isinstance(e, OAuthFlowError) and "metadata" in text and ("discovered" in text or "failed" in text):
+                return (f"the authorization server did not serve its metadata ({text}): "
+                        "is Keycloak up? check `make ps`")
             if isinstance(e, (OAuthFlowError, OAuthTokenError)):
                 return f"authorization failed: {redact_tokens(text)}"
             if isinstance(e, httpx2.HTTPStatusError):
