@@ -3,6 +3,8 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 export UV_PYTHON_DOWNLOADS := never
 export COMPOSE_BAKE := false
+# uv trusts the platform store (where a corporate TLS-intercepting CA lives), like pip and curl.
+export UV_SYSTEM_CERTS := true
 
 SCRIPTS := compose/scripts
 COMPOSE := docker compose --project-directory compose -f compose/compose.yaml

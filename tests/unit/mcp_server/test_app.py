@@ -171,3 +171,48 @@ def test_no_session_handle_is_issued(running: RunningServer):
     )
     assert response.status_code == 200
     assert "mcp-session-id" not in response.headers
+
+
+def _raw_call(running: RunningServer, token: str, body: bytes):
+    return running.client.post(
+        running.resource_url,
+        content=body,
+        headers={
+            "authorization": f"Bearer {token}",
+            "content-type": "application/json",
+            "accept": "application/json, text/event-stream",
+            "mcp-protocol-version": "2025-11-25",
+        },
+    )
+
+
+def test_a_body_too_large_to_inspect_never_reaches_a_tool(running: RunningServer):
+    """The per-tool gate must not be skipped by padding the request past what it reads."""
+    padding = "x" * (4 * 1024 * 1024 + 10)
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                       "params": {"name": "server_stats", "arguments": {"pad": padding}}}).encode()
+    response = _raw_call(running, running.token(scope="mcp:tools"), body)
+    assert response.status_code == 413
+
+
+def test_duplicate_keys_cannot_smuggle_a_privileged_tool_past_the_gate(running: RunningServer):
+    token = running.token(scope="mcp:tools")
+    for names in (("server_stats", "get_time"), ("get_time", "server_stats")):
+        body = ('{"jsonrpc": "2.0", "id": 1, "method": "tools/call", '
+                f'"params": {{"name": "{names[0]}", "name": "{names[1]}", "arguments": {{}}}}}}').encode()
+        response = _raw_call(running, token, body)
+        if response.status_code == 200:
+            # Whatever the transport picked, it must be the tool the gate checked.
+            assert "tool_calls" not in response.text, names
+        else:
+            assert response.status_code == 403, names
+
+
+def test_batched_messages_are_all_checked(running: RunningServer):
+    token = running.token(scope="mcp:tools")
+    body = json.dumps([
+        {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "get_time", "arguments": {}}},
+        {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "server_stats", "arguments": {}}},
+    ]).encode()
+    response = _raw_call(running, token, body)
+    assert response.status_code == 403 or "tool_calls" not in response.text

@@ -16,13 +16,15 @@ from collections.abc import Iterable
 from typing import Any
 
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
+from mcp.server.transport_security import DEFAULT_MAX_REQUEST_BODY_SIZE
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import challenge, scopes
 from .verifier import rejection
 
-# Larger bodies are left to the SDK's own limit (413); we never buffer more than this.
-MAX_INSPECTED_BODY = 1024 * 1024
+# The SDK's own body limit: anything larger is refused (413) rather than passed on uninspected —
+# a body the gate could not read must never reach a tool.
+MAX_INSPECTED_BODY = DEFAULT_MAX_REQUEST_BODY_SIZE
 
 
 def _tool_names(payload: Any) -> Iterable[str]:
@@ -62,12 +64,14 @@ class ScopeGate:
         needed = set(scopes.BASE)
         if scope["method"] == "POST":
             body, receive = await _buffer(receive)
-            if body is not None:
-                try:
-                    for name in _tool_names(json.loads(body)):
-                        needed |= scopes.for_tool(name)
-                except ValueError:
-                    pass  # malformed JSON: the transport answers 400 (RS14)
+            if body is None:
+                await self._send(send, 413, b'{"error": "request body too large"}')
+                return
+            try:
+                for name in _tool_names(json.loads(body)):
+                    needed |= scopes.for_tool(name)
+            except ValueError:
+                pass  # malformed JSON: the transport answers 400 (RS14)
 
         missing = scopes.missing(needed, user.scopes)
         if missing:
@@ -84,6 +88,11 @@ class ScopeGate:
 
     async def _challenge(self, send: Send, status: int, **kwargs: Any) -> None:
         status, headers, body = challenge.response(status, resource_metadata=self.resource_metadata_url, **kwargs)
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    async def _send(self, send: Send, status: int, body: bytes) -> None:
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
@@ -111,4 +120,4 @@ async def _buffer(receive: Receive) -> tuple[bytes | None, Receive]:
         return await receive()
 
     body = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.request")
-    return (body if complete else None), replay
+    return (body if complete and size <= MAX_INSPECTED_BODY else None), replay
