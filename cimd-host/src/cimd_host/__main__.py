@@ -52,10 +52,11 @@ def main(argv: list[str] | None = None) -> int:
     rot = sub.add_parser("rotate", help="add a new key for an agent and sign with it from now on")
     rot.add_argument("--agent", choices=AGENTS, default="demo")
     rot.add_argument("--origin", default="https://cimd.localhost")
+    rot.add_argument("--keep", type=int, default=2, help="how many newest keys stay published (default 2)")
     args = parser.parse_args(argv)
 
     if args.command == "rotate":
-        new = KeyDirectory(args.state / "keys" / args.agent).rotate()
+        new = KeyDirectory(args.state / "keys" / args.agent).rotate(keep=args.keep)
         render(args.state, args.origin)
         published = len(KeyDirectory(args.state / "keys" / args.agent).keys())
         print(f"{args.agent}: signing with new key {new.kid}; {published} keys published")

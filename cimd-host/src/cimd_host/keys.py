@@ -63,8 +63,9 @@ class KeyDirectory:
             return self.current()
         return self.rotate()
 
-    def rotate(self) -> SigningKey:
-        """Add a new key and make it the signing key; older keys stay published."""
+    def rotate(self, keep: int = 2) -> SigningKey:
+        """Add a new key and make it the signing key. The newest `keep` keys stay published
+        (so assertions signed just before the switch still verify); older ones are deleted."""
         self.path.mkdir(parents=True, exist_ok=True)
         os.chmod(self.path, 0o700)
         private = ec.generate_private_key(ec.SECP256R1())
@@ -79,6 +80,9 @@ class KeyDirectory:
         with os.fdopen(fd, "wb") as f:
             f.write(pem)
         (self.path / "current").write_text(kid + "\n")
+        by_age = sorted(self.path.glob("*.pem"), key=lambda p: p.stat().st_mtime_ns, reverse=True)
+        for old in by_age[max(keep, 1):]:
+            old.unlink()
         return SigningKey(kid, pem)
 
     def jwks(self) -> dict[str, list[dict[str, str]]]:

@@ -29,3 +29,12 @@ def test_rotation_publishes_both_keys_and_signs_with_the_new_one(tmp_path):
     jwks = json.loads((tmp_path / "cimd-public" / "agents" / "demo" / "jwks.json").read_text())
     assert {k["kid"] for k in jwks["keys"]} == {old.kid, new.kid}
     assert all(k["alg"] == "ES256" and k["use"] == "sig" for k in jwks["keys"])
+
+
+def test_rotation_keeps_only_the_newest_keys(tmp_path):
+    keys = KeyDirectory(tmp_path / "keys" / "demo")
+    first = keys.ensure()
+    for _ in range(4):
+        latest = keys.rotate(keep=2)
+    kids = {k.kid for k in keys.keys()}
+    assert len(kids) == 2 and latest.kid in kids and first.kid not in kids
