@@ -1,16 +1,23 @@
 #!/usr/bin/env bash
-# The sandbox publishes one HTTPS port. If the sandbox of another checkout holds it (another
-# clone, or a stack the Docker daemon restarted on boot), stop that one — its data is kept —
-# so this checkout can start. Anything else on the port is reported, not touched.
+# One sandbox per machine: it publishes one HTTPS port and uses one fixed subnet. If the sandbox
+# of another checkout holds either (another clone, or a stack the Docker daemon restarted on
+# boot), take it down — its volumes, i.e. its data, are kept — so this checkout can start.
+# Anything else on the port is reported, not touched.
 source "$(dirname "$0")/lib.sh"
 set -a; source "${ROOT}/compose/.env"; set +a
 
-for project in $(docker ps --filter "publish=${HTTPS_PORT}" --format '{{.Label "com.docker.compose.project"}}' | sort -u); do
+others="$( {
+  docker ps --filter "publish=${HTTPS_PORT}" --format '{{.Label "com.docker.compose.project"}}'
+  docker network ls --filter label=com.docker.compose.network=edge --format '{{.Label "com.docker.compose.project"}}'
+} | sort -u)"
+for project in $others; do
   [ "$project" = "$COMPOSE_PROJECT_NAME" ] && continue
   case "$project" in
-    mcp-sandbox*)
-      step "Stopping ${project} (the sandbox of another checkout) to free port ${HTTPS_PORT}; its data is kept"
-      docker compose -p "$project" down >/dev/null 2>&1 ;;
+    mcp-sandbox-*)
+      step "Taking down ${project} (the sandbox of another checkout; its data is kept)"
+      docker compose -p "$project" down >/dev/null 2>&1 || true
+      # A project whose containers are gone may still own the network.
+      docker network rm "${project}_edge" >/dev/null 2>&1 || true ;;
   esac
 done
 

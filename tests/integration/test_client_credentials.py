@@ -51,3 +51,25 @@ def test_keycloak_refuses_an_assertion_signed_with_a_key_not_in_the_jwks(stack: 
         assert response.status_code in (400, 401), response.text
         assert response.json()["error"] in ("invalid_client", "unauthorized_client")
         assert "access_token" not in response.json()
+
+
+def test_key_rotation_is_picked_up_by_keycloak(stack: Stack):
+    """`make rotate-keys`: a new key signs, the old one stays published; Keycloak fetches the
+    new JWKS when it meets the new kid (at most every 10 s, so poll rather than sleep)."""
+    import subprocess
+    import sys
+    import time
+
+    from tests.support.stack import ROOT
+
+    old_kid, old_pem = KeyFile(stack.key_dir("machine")).current()
+    subprocess.run([sys.executable, "-m", "cimd_host", "--state", str(ROOT / ".local"), "rotate", "--agent", "machine",
+                    "--origin", stack.cimd_origin], check=True, capture_output=True)
+    new_kid, _ = KeyFile(stack.key_dir("machine")).current()
+    assert new_kid != old_kid
+    deadline = time.monotonic() + 30
+    while (response := request_token(stack)).status_code != 200 and time.monotonic() < deadline:
+        time.sleep(1)
+    assert response.status_code == 200, response.text
+    # Assertions signed with the previous key still verify during the overlap.
+    assert request_token(stack, key_id=old_kid, pem=old_pem).status_code == 200
