@@ -131,7 +131,7 @@ async def test_client_credentials_path(stack: Stack, tmp_path: Path):
     assert who["audience"] == [stack.resource_url]
 
 
-def run_agent(settings: AgentSettings, *args: str) -> subprocess.CompletedProcess:
+def run_agent(settings: AgentSettings, *args: str, extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     env = {
         **os.environ,
         "AGENT_SERVER_URL": settings.server_url,
@@ -140,6 +140,7 @@ def run_agent(settings: AgentSettings, *args: str) -> subprocess.CompletedProces
         "AGENT_CLIENT_METADATA_URL": settings.client_metadata_url or "",
         "AGENT_KEY_DIR": str(settings.key_dir),
         "AGENT_LOGIN_TIMEOUT_SECONDS": "5",
+        **(extra_env or {}),
     }
     return subprocess.run([sys.executable, "-m", "mcp_agent", "--no-browser", "--json", *args],
                           env=env, cwd=ROOT, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=120)
@@ -319,3 +320,16 @@ async def test_consent_denied_is_a_clear_error_and_no_token(stack: Stack, tmp_pa
 
     assert explain(caught.value).startswith("consent denied")
     assert await FileTokenStorage(tmp_path, settings.server_url).get_tokens() is None
+
+
+@pytest.mark.parametrize("flag", [[], ["--legacy"]])
+def test_cli_machine_mode_on_both_protocol_generations(stack: Stack, tmp_path: Path, flag: list[str]):
+    """The CLI end to end: 2026-07-28 (default) and the 2025-11-25 handshake (--legacy)."""
+    settings = settings_for(stack, tmp_path)
+    result = run_agent(settings, *flag, "--machine", "call", "get_time", "timezone=Europe/Paris",
+                       extra_env={"AGENT_MACHINE_KEY_DIR": str(stack.key_dir("machine")),
+                                  "AGENT_MACHINE_ISSUER": stack.issuer})
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    assert out["registration"] == "client_credentials"
+    assert out["result"].endswith("+01:00") or out["result"].endswith("+02:00")

@@ -90,16 +90,21 @@ def _interactive_provider(
     provider: AgentOAuthProvider
 
     async def on_redirect(url: str) -> None:
+        # Listen before the browser can come back; the SDK calls on_callback right after this.
         nonlocal listener
-        listener = CallbackListener(settings.callback_port, settings.callback_bind).__enter__()
-        await (redirect or (lambda u: print_and_open(u, open_browser=settings.open_browser)))(url)
+        listener = CallbackListener(settings.callback_port, settings.callback_bind).start()
+        try:
+            await (redirect or (lambda u: print_and_open(u, open_browser=settings.open_browser)))(url)
+        except BaseException:
+            listener.stop()
+            raise
 
     async def on_callback():
         assert listener is not None
         try:
             return await listener.wait(settings.login_timeout_seconds, provider.context.oauth_metadata)
         finally:
-            listener.__exit__()
+            listener.stop()
 
     assertion = None
     if chosen == "cimd" and settings.key_dir:

@@ -65,13 +65,20 @@ class CallbackListener:
     def redirect_uri(self) -> str:
         return f"http://127.0.0.1:{self.port}/callback"
 
-    def __enter__(self) -> CallbackListener:
+    def start(self) -> CallbackListener:
         self._thread.start()
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
+    def stop(self) -> None:
+        if self._thread.is_alive():
+            self._server.shutdown()
         self._server.server_close()
+
+    def __enter__(self) -> CallbackListener:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
     async def wait(self, timeout: float, metadata: OAuthMetadata | None) -> AuthorizationCodeResult:
         with anyio.fail_after(timeout):

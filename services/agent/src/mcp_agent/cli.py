@@ -44,8 +44,10 @@ def parse_arguments(pairs: list[str]) -> dict[str, Any]:
 
 
 def _result(result: Any) -> Any:
-    if result.structured_content is not None:
-        return result.structured_content
+    content = result.structured_content
+    if content is not None:
+        # The SDK wraps a tool's plain return value as {"result": value}.
+        return content["result"] if isinstance(content, dict) and list(content) == ["result"] else content
     return "\n".join(getattr(c, "text", str(c)) for c in result.content)
 
 
@@ -56,7 +58,8 @@ async def run(args: argparse.Namespace, settings: AgentSettings) -> dict[str, An
         ]
         return {"logged_out": any(removed)}
     tracer = Tracer() if args.trace else None
-    async with connect(settings, machine=args.machine, tracer=tracer) as (client, login):
+    mode = "legacy" if args.legacy else "auto"
+    async with connect(settings, machine=args.machine, tracer=tracer, mode=mode) as (client, login):
         out: dict[str, Any] = {"registration": login.registration, "client_id": login.client_id}
         if args.command in ("login", "tools"):
             tools = await client.list_tools()
@@ -97,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--trace", action="store_true", help="print each HTTP exchange (secrets masked) to stderr")
     parser.add_argument("--machine", action="store_true", help="client credentials (private_key_jwt), no user")
     parser.add_argument("--registration", choices=["auto", "cimd", "preregistered", "dcr"])
+    parser.add_argument("--legacy", action="store_true", help="use the 2025-11-25 initialize handshake")
     parser.add_argument("--server", help="MCP server URL (default AGENT_SERVER_URL)")
     parser.add_argument("--ca-bundle", type=Path, help="CA file to trust (default AGENT_CA_BUNDLE)")
     parser.add_argument("--no-browser", action="store_true", help="only print the sign-in URL")
