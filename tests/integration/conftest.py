@@ -30,10 +30,12 @@ def _running(compose: DockerCompose) -> bool:
 def compose(request: pytest.FixtureRequest) -> Iterator[DockerCompose]:
     compose = DockerCompose(context=COMPOSE_DIR, compose_file_name="compose.yaml", build=True, wait=True)
     reuse = _running(compose)
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter:
-        reporter.write_line(
-            "stack: already running, reusing it" if reuse else "stack: building and starting (docker compose up --wait)"
+    # Progress on the long step, past pytest's output capture.
+    with request.config.pluginmanager.getplugin("capturemanager").global_and_fixture_disabled():
+        print(
+            "\nstack: already running, reusing it" if reuse
+            else "\nstack: building and starting it (docker compose up --build --wait; first run takes minutes)",
+            flush=True,
         )
     try:
         compose.start()
