@@ -20,7 +20,7 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from . import prm, scopes, tools
+from . import prm, tools
 from .access_log import AccessLog
 from .authorization import ScopeGate
 from .config import Settings
@@ -64,7 +64,7 @@ def create_app(
         auth=AuthSettings(
             issuer_url=settings.issuer,
             resource_server_url=settings.resource_url,
-            required_scopes=sorted(scopes.BASE),
+            required_scopes=sorted(settings.scope_policy.base),
             # The verifier checks `aud` itself and reports this resource only when it matches.
             validate_token_resource=True,
         )
@@ -94,7 +94,12 @@ def create_app(
     if auth:
         app.router.routes[0:0] = prm.routes(settings)
         app.user_middleware.append(
-            Middleware(ScopeGate, mcp_path=settings.mcp_path, resource_metadata_url=prm.metadata_url(settings))
+            Middleware(
+                ScopeGate,
+                mcp_path=settings.mcp_path,
+                resource_metadata_url=prm.metadata_url(settings),
+                policy=settings.scope_policy,
+            )
         )
     app.user_middleware.insert(0, Middleware(AccessLog))
 

@@ -19,7 +19,8 @@ from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from mcp.server.transport_security import DEFAULT_MAX_REQUEST_BODY_SIZE
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from . import challenge, scopes
+from . import challenge
+from .scopes import ScopePolicy
 from .verifier import rejection
 
 # The SDK's own body limit: anything larger is refused (413) rather than passed on uninspected —
@@ -37,8 +38,9 @@ def _tool_names(payload: Any) -> Iterable[str]:
 
 
 class ScopeGate:
-    def __init__(self, app: ASGIApp, *, mcp_path: str, resource_metadata_url: str) -> None:
+    def __init__(self, app: ASGIApp, *, mcp_path: str, resource_metadata_url: str, policy: ScopePolicy) -> None:
         self.app = app
+        self.policy = policy
         self.mcp_path = mcp_path
         self.resource_metadata_url = resource_metadata_url
 
@@ -54,14 +56,14 @@ class ScopeGate:
             await self._challenge(
                 send,
                 401,
-                scope=scopes.ordered(scopes.BASE),
+                scope=self.policy.ordered(self.policy.base),
                 # RFC 6750 §3.1: a request without credentials gets no error information.
                 error="invalid_token" if presented else None,
                 description=f"Token rejected: {reason}" if presented else None,
             )
             return
 
-        needed = set(scopes.BASE)
+        needed = set(self.policy.base)
         if scope["method"] == "POST":
             body, receive = await _buffer(receive)
             if body is None:
@@ -69,19 +71,19 @@ class ScopeGate:
                 return
             try:
                 for name in _tool_names(json.loads(body)):
-                    needed |= scopes.for_tool(name)
+                    needed |= self.policy.for_tool(name)
             except ValueError:
                 pass  # malformed JSON: the transport answers 400 (RS14)
 
-        missing = scopes.missing(needed, user.scopes)
+        missing = self.policy.missing(needed, user.scopes)
         if missing:
             await self._challenge(
                 send,
                 403,
                 # RS16: all scopes the operation needs, not only the missing ones.
-                scope=scopes.ordered(needed),
+                scope=self.policy.ordered(needed),
                 error="insufficient_scope",
-                description="This call needs scope " + scopes.ordered(needed),
+                description="This call needs scope " + self.policy.ordered(needed),
             )
             return
         await self.app(scope, receive, send)

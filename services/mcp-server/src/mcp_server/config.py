@@ -9,6 +9,8 @@ from urllib.parse import urlsplit
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from .scopes import ScopePolicy
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="MCP_", frozen=True)
@@ -22,6 +24,9 @@ class Settings(BaseSettings):
     jwks_url: str | None = None
     # Extra CA bundle for outgoing HTTPS (the sandbox's local CA). Unset: system trust store.
     ca_bundle: Path | None = None
+    # Scope names at the authorization server for the two roles tools declare (scopes.py).
+    tools_scope: str = "mcp:tools"
+    admin_scope: str = "mcp:admin"
     # What Keycloak signs access tokens with; never `none` or HMAC (RFC 8725 §3.1).
     algorithms: list[str] = Field(default_factory=lambda: ["RS256"])
     leeway_seconds: int = 10
@@ -36,6 +41,10 @@ class Settings(BaseSettings):
     host: str = "0.0.0.0"
     port: int = 8000
     log_level: str = "INFO"
+
+    @cached_property
+    def scope_policy(self) -> ScopePolicy:
+        return ScopePolicy(tools_scope=self.tools_scope, admin_scope=self.admin_scope)
 
     @cached_property
     def public_host(self) -> str:

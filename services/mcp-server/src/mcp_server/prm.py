@@ -10,7 +10,6 @@ from mcp.server.auth.routes import build_resource_metadata_url, create_protected
 from pydantic import AnyHttpUrl
 from starlette.routing import Route
 
-from . import scopes
 from .config import Settings
 
 ROOT_PATH = "/.well-known/oauth-protected-resource"
@@ -25,7 +24,7 @@ def routes(settings: Settings) -> list[Route]:
         # RS3a: `resource` is the canonical URL exactly as configured (no trailing slash added).
         resource_url=AnyHttpUrl(settings.resource_url),
         authorization_servers=[AnyHttpUrl(settings.issuer)],  # RS2
-        scopes_supported=list(scopes.SUPPORTED),  # RS7: no offline_access
+        scopes_supported=list(settings.scope_policy.supported),  # RS7: no offline_access
         resource_name=settings.resource_name,
     )
     root = Route(ROOT_PATH, endpoint=path_inserted.endpoint, methods=["GET", "OPTIONS"])

@@ -1,54 +1,68 @@
 """Which scopes each tool needs, and how scopes imply one another.
 
-The scope names are the Keycloak client scopes of realm `mcp`; each carries an audience mapper
-that puts this server's URL into `aud`.
+Tools declare *roles* (`TOOLS`, `ADMIN`); the scope name of each role comes from configuration
+(MCP_TOOLS_SCOPE, MCP_ADMIN_SCOPE — defaults are the Keycloak client scopes of realm `mcp`, each of
+which carries an audience mapper putting this server's URL into `aud`). So the server can be
+pointed at an authorization server with other scope names without touching the tools.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import TypeVar
 
-TOOLS_SCOPE = "mcp:tools"
-ADMIN_SCOPE = "mcp:admin"
-# What PRM advertises (RS1, RS7: never offline_access).
-SUPPORTED = (TOOLS_SCOPE, ADMIN_SCOPE)
-# Needed for any request to the MCP endpoint.
-BASE = frozenset({TOOLS_SCOPE})
+TOOLS = "tools"
+ADMIN = "admin"
 
-# RS19: a scope hierarchy. mcp:admin includes everything mcp:tools allows.
-IMPLIES: dict[str, frozenset[str]] = {ADMIN_SCOPE: frozenset({TOOLS_SCOPE})}
-
-# Tool name -> scopes a call needs in total (RS16 puts all of them in one challenge).
-_TOOL_SCOPES: dict[str, frozenset[str]] = {}
+# tool name -> roles a call needs beyond TOOLS
+_TOOL_ROLES: dict[str, frozenset[str]] = {}
+F = TypeVar("F", bound=Callable[..., object])
 
 
-def requires(*scopes: str):
-    """Decorator recording the scopes a tool needs beyond BASE."""
+def requires(*roles: str) -> Callable[[F], F]:
+    """Decorator recording the roles a tool needs beyond the base role."""
 
-    def register(fn):
-        _TOOL_SCOPES[fn.__name__] = BASE | frozenset(scopes)
+    def register(fn: F) -> F:
+        _TOOL_ROLES[fn.__name__] = frozenset(roles)
         return fn
 
     return register
 
 
-def for_tool(name: str) -> frozenset[str]:
-    return _TOOL_SCOPES.get(name, BASE)
+@dataclass(frozen=True)
+class ScopePolicy:
+    tools_scope: str = "mcp:tools"
+    admin_scope: str = "mcp:admin"
 
+    def name(self, role: str) -> str:
+        return {TOOLS: self.tools_scope, ADMIN: self.admin_scope}[role]
 
-def expand(granted: Iterable[str]) -> frozenset[str]:
-    """The granted scopes plus everything they imply."""
-    result = set(granted)
-    for scope in list(result):
-        result |= IMPLIES.get(scope, frozenset())
-    return frozenset(result)
+    @property
+    def supported(self) -> tuple[str, ...]:
+        """What PRM advertises (RS1; RS7: never offline_access)."""
+        return (self.tools_scope, self.admin_scope)
 
+    @property
+    def base(self) -> frozenset[str]:
+        """Needed for any request to the MCP endpoint."""
+        return frozenset({self.tools_scope})
 
-def missing(needed: Iterable[str], granted: Iterable[str]) -> frozenset[str]:
-    return frozenset(needed) - expand(granted)
+    def for_tool(self, tool: str) -> frozenset[str]:
+        """Every scope a call of `tool` needs (RS16 puts all of them in one challenge)."""
+        return self.base | {self.name(r) for r in _TOOL_ROLES.get(tool, ())}
 
+    def expand(self, granted: Iterable[str]) -> frozenset[str]:
+        """RS19: a scope hierarchy — the admin scope includes everything the tools scope allows."""
+        result = set(granted)
+        if self.admin_scope in result:
+            result.add(self.tools_scope)
+        return frozenset(result)
 
-def ordered(scopes: Iterable[str]) -> str:
-    """Space-separated, in SUPPORTED order then alphabetical: stable challenge strings."""
-    rank = {s: i for i, s in enumerate(SUPPORTED)}
-    return " ".join(sorted(set(scopes), key=lambda s: (rank.get(s, len(rank)), s)))
+    def missing(self, needed: Iterable[str], granted: Iterable[str]) -> frozenset[str]:
+        return frozenset(needed) - self.expand(granted)
+
+    def ordered(self, scopes: Iterable[str]) -> str:
+        """Space-separated, supported scopes first: stable challenge strings."""
+        rank = {s: i for i, s in enumerate(self.supported)}
+        return " ".join(sorted(set(scopes), key=lambda s: (rank.get(s, len(rank)), s)))

@@ -1,10 +1,10 @@
 """The tools this server offers, each with the scopes it needs (see scopes.requires).
 
-| tool           | scopes needed           |
-|----------------|-------------------------|
-| get_time       | mcp:tools               |
-| whoami         | mcp:tools               |
-| server_stats   | mcp:tools + mcp:admin   |
+| tool           | scopes needed (default names) |
+|----------------|-------------------------------|
+| get_time       | mcp:tools                     |
+| whoami         | mcp:tools                     |
+| server_stats   | mcp:tools + mcp:admin         |
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ def whoami() -> dict[str, Any]:
     }
 
 
-@scopes.requires(scopes.ADMIN_SCOPE)
+@scopes.requires(scopes.ADMIN)
 def server_stats() -> dict[str, Any]:
     """Privileged: uptime and tool-call counts of this replica. Needs mcp:admin."""
     CALLS["server_stats"] += 1

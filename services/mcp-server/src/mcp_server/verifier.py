@@ -18,7 +18,6 @@ from typing import Any
 import jwt
 from mcp.server.auth.provider import AccessToken, TokenVerifier
 
-from . import scopes
 from .config import Settings
 from .jwks import JWKSCache, UnknownKey
 
@@ -153,4 +152,4 @@ class AccessTokenVerifier(TokenVerifier):
         if claims.get("typ", ACCESS_TOKEN_TYP_CLAIM) != ACCESS_TOKEN_TYP_CLAIM:
             raise TokenRejected(f"token typ {claims.get('typ')!r} is not an access token")
         granted = str(claims.get("scope", "")).split()
-        return Verified(claims=claims, scopes=scopes.expand(granted))
+        return Verified(claims=claims, scopes=s.scope_policy.expand(granted))
