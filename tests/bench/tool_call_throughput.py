@@ -92,9 +92,20 @@ def serve_mcp(variant: str, port: int, jwks_url: str) -> None:
 # --- load generator -----------------------------------------------------------------------------
 
 
-def spawn(*args: str) -> subprocess.Popen:
+# With two or more CPUs, servers and load generator get separate cores, so the measurement is of
+# the server, not of the two fighting over one core.
+CPUS = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+SERVER_CPUS = set(CPUS[1:]) if len(CPUS) >= 2 else None
+CLIENT_CPUS = {CPUS[0]} if len(CPUS) >= 2 else None
+
+
+def spawn(*args: str, cpus: set[int] | None = None) -> subprocess.Popen:
+    def pin() -> None:
+        if cpus:
+            os.sched_setaffinity(0, cpus)
+
     return subprocess.Popen([sys.executable, "-m", "tests.bench.tool_call_throughput", *args],
-                            cwd=Path(__file__).resolve().parents[2])
+                            cwd=Path(__file__).resolve().parents[2], preexec_fn=pin)
 
 
 def wait_listening(port: int, timeout: float = 30) -> None:
@@ -107,7 +118,14 @@ def wait_listening(port: int, timeout: float = 30) -> None:
     raise RuntimeError(f"nothing listening on {port}")
 
 
-async def measure(url: str, token: str, seconds: float, concurrency: int) -> float:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def measure(url: str, token: str, seconds: float, concurrency: int, pid: int) -> tuple[float, float]:
+    """(tool calls per second of wall time, tool calls per CPU-second of the server process)."""
     body = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "get_time", "arguments": {}}}
     headers = {"authorization": f"Bearer {token}", "accept": "application/json, text/event-stream",
                "mcp-protocol-version": "2025-11-25"}
@@ -120,6 +138,7 @@ async def measure(url: str, token: str, seconds: float, concurrency: int) -> flo
                 raise RuntimeError(f"{url}: {response.status_code} {response.text}")
         deadline = time.perf_counter() + seconds
         started = time.perf_counter()
+        cpu_before = cpu_seconds(pid)
 
         async def worker() -> None:
             nonlocal done
@@ -131,22 +150,27 @@ async def measure(url: str, token: str, seconds: float, concurrency: int) -> flo
         async with anyio.create_task_group() as tg:
             for _ in range(concurrency):
                 tg.start_soon(worker)
-        return done / (time.perf_counter() - started)
+        wall = time.perf_counter() - started
+        cpu = cpu_seconds(pid) - cpu_before
+        return done / wall, done / cpu
 
 
-def run(rounds: int, seconds: float, concurrency: int) -> dict[str, list[float]]:
+def run(rounds: int, seconds: float, concurrency: int) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     public_jwk = {**json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key())),
                   "kid": KID, "use": "sig", "alg": "RS256"}
     jwks_port = free_port()
     jwks_url = f"http://127.0.0.1:{jwks_port}/certs"
-    procs = [spawn("serve-jwks", str(jwks_port), json.dumps(public_jwk))]
+    procs = [spawn("serve-jwks", str(jwks_port), json.dumps(public_jwk), cpus=SERVER_CPUS)]
     ports = {v: free_port() for v in VARIANTS}
+    pids: dict[str, int] = {}
     results: dict[str, list[float]] = {v: [] for v in VARIANTS}
+    capacity: dict[str, list[float]] = {v: [] for v in VARIANTS}
     try:
         wait_listening(jwks_port)
         for variant, port in ports.items():
-            procs.append(spawn("serve-mcp", variant, str(port), jwks_url))
+            procs.append(spawn("serve-mcp", variant, str(port), jwks_url, cpus=SERVER_CPUS))
+            pids[variant] = procs[-1].pid
         for port in ports.values():
             wait_listening(port)
         pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
@@ -158,15 +182,17 @@ def run(rounds: int, seconds: float, concurrency: int) -> dict[str, list[float]]
                 token = jwt.encode({"iss": ISSUER, "aud": resource, "sub": "bench", "azp": "bench", "typ": "Bearer",
                                     "scope": "mcp:tools", "iat": now, "exp": now + 3600}, pem, algorithm="RS256",
                                    headers={"kid": KID})
-                rate = anyio.run(measure, resource, token, seconds, concurrency)
+                rate, per_cpu = anyio.run(measure, resource, token, seconds, concurrency, pids[variant])
                 results[variant].append(rate)
-                print(f"  round {r + 1}/{rounds}  {variant:<18} {rate:8.1f} tool calls/s", flush=True)
+                capacity[variant].append(per_cpu)
+                print(f"  round {r + 1}/{rounds}  {variant:<18} {rate:8.1f} tool calls/s   "
+                      f"{per_cpu:8.1f} per server CPU-second", flush=True)
     finally:
         for p in procs:
             p.terminate()
         for p in procs:
             p.wait(timeout=10)
-    return results
+    return results, capacity
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -178,21 +204,28 @@ def main(argv: list[str] | None = None) -> int:
         serve_mcp(argv[1], int(argv[2]), argv[3])
         return 0
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--concurrency", type=int, default=8)
     args = parser.parse_args(argv)
     print(f"tool-call throughput: {args.rounds} rounds x {args.seconds:g} s per variant, "
           f"{args.concurrency} concurrent requests, {os.cpu_count()} CPUs")
-    results = run(args.rounds, args.seconds, args.concurrency)
-    med = {v: statistics.median(r) for v, r in results.items()}
-    print("\nmedian tool calls/s")
+    if CLIENT_CPUS:
+        os.sched_setaffinity(0, CLIENT_CPUS)
+        print(f"load generator on CPU {sorted(CLIENT_CPUS)}, servers on CPUs {sorted(SERVER_CPUS)}")
+    results, capacity = run(args.rounds, args.seconds, args.concurrency)
+    print("\nmedians          tool calls/s   per server CPU-second")
     for v in VARIANTS:
-        print(f"  {v:<18} {med[v]:8.1f}")
-    print("\nratios (same run)")
-    print(f"  auth / no-auth               {med['auth'] / med['no-auth']:.2f}x   (target >= 0.90x)")
-    print(f"  jwks-per-request / no-auth   {med['jwks-per-request'] / med['no-auth']:.2f}x")
-    print(f"  auth / jwks-per-request      {med['auth'] / med['jwks-per-request']:.2f}x")
+        print(f"  {v:<18} {statistics.median(results[v]):8.1f}   {statistics.median(capacity[v]):8.1f}")
+
+    def ratio(series: dict[str, list[float]], a: str, b: str) -> float:
+        # Median of the per-round ratios: each pair was measured back to back, so drift cancels.
+        return statistics.median(x / y for x, y in zip(series[a], series[b], strict=True))
+
+    print("\nratios (same run, median of per-round ratios)   throughput   per server CPU-second")
+    for a, b, note in (("auth", "no-auth", "   (target >= 0.90x)"), ("jwks-per-request", "no-auth", ""),
+                       ("auth", "jwks-per-request", "")):
+        print(f"  {a + ' / ' + b:<30} {ratio(results, a, b):10.2f}x {ratio(capacity, a, b):12.2f}x{note}")
     return 0
 
 

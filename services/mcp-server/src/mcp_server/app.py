@@ -65,8 +65,9 @@ def create_app(
             issuer_url=settings.issuer,
             resource_server_url=settings.resource_url,
             required_scopes=sorted(settings.scope_policy.base),
-            # The verifier checks `aud` itself and reports this resource only when it matches.
-            validate_token_resource=True,
+            # RS9/RS12 are enforced by the verifier (`aud` must contain the resource URL exactly);
+            # the SDK's own re-check would re-parse the URL on every request for nothing.
+            validate_token_resource=False,
         )
         if auth
         else None,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TypeVar
 
 TOOLS = "tools"
@@ -38,12 +39,12 @@ class ScopePolicy:
     def name(self, role: str) -> str:
         return {TOOLS: self.tools_scope, ADMIN: self.admin_scope}[role]
 
-    @property
+    @cached_property
     def supported(self) -> tuple[str, ...]:
         """What PRM advertises (RS1; RS7: never offline_access)."""
         return (self.tools_scope, self.admin_scope)
 
-    @property
+    @cached_property
     def base(self) -> frozenset[str]:
         """Needed for any request to the MCP endpoint."""
         return frozenset({self.tools_scope})
