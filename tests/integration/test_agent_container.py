@@ -1,0 +1,50 @@
+"""`make agent`: the agent in its container, the user's browser on the host.
+
+The sign-in URL is printed by the container; the browser (host) logs in; Keycloak redirects to
+http://127.0.0.1:8976/callback on the host, which compose publishes into the container.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+
+import pytest
+from testcontainers.compose import DockerCompose
+
+from tests.support.browser import User, chromium
+from tests.support.stack import ROOT, Stack
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_make_agent_logs_in_with_the_browser_on_the_host(stack: Stack, compose: DockerCompose):
+    base = [*compose.docker_compose_command(), "--profile", "agent"]
+    # What `make agent` does, with the build done first so stdout carries only the agent's JSON.
+    subprocess.run([*base, "build", "agent"], cwd=compose.context, check=True, capture_output=True, timeout=900)
+    command = [*base, "run", "--rm", "--service-ports", "agent"]
+    subprocess.run([*command, "logout"], cwd=compose.context, check=True, capture_output=True, timeout=120)
+    agent = subprocess.Popen([*command, "--json", "login"], cwd=compose.context, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+    try:
+        url = None
+        for line in agent.stderr:  # build output, then the sign-in URL
+            match = re.match(r"\s+(https://\S+/protocol/openid-connect/auth\?\S+)", line)
+            if match:
+                url = match.group(1)
+                break
+        assert url, "the agent printed no sign-in URL"
+        async with chromium(stack.ca_file, User("alice", stack.secret("demo-user-password"))) as browser:
+            await browser.open(url)
+        out, err = agent.communicate(timeout=120)
+    finally:
+        agent.kill()
+    assert agent.returncode == 0, err
+    result = json.loads(out)
+    assert result["registration"] == "cimd"
+    assert result["whoami"]["client_id"] == f"{stack.cimd_origin}/agents/demo/metadata.json"
+    assert {t["name"] for t in result["tools"]} == {"get_time", "whoami", "server_stats"}
+    # The tokens live on the host, in the checkout, readable only by their owner.
+    state = list((ROOT / ".local" / "agent-state").glob("*.json"))
+    assert state and all(oct(p.stat().st_mode & 0o777) == "0o600" for p in state)
