@@ -83,15 +83,22 @@ def make_settings(resource_url: str = "http://127.0.0.1:8000/mcp") -> Settings:
     return Settings(issuer=ISSUER, resource_url=resource_url, jwks_url=JWKS_URL, jwks_min_refresh_seconds=30)
 
 
-def make_verifier(fake: FakeAuthorizationServer, settings: Settings) -> tuple[AccessTokenVerifier, JWKSCache]:
-    keys = JWKSCache(
+def make_keys(fake: FakeAuthorizationServer, settings: Settings, clock: Callable[[], float] | None = None) -> JWKSCache:
+    return JWKSCache(
         fake.http(),
         issuer=settings.issuer,
         jwks_url=settings.jwks_url,
         algorithms=settings.algorithms,
         min_refresh=settings.jwks_min_refresh_seconds,
         max_age=settings.jwks_max_age_seconds,
+        **({"clock": clock} if clock else {}),
     )
+
+
+def make_verifier(
+    fake: FakeAuthorizationServer, settings: Settings, clock: Callable[[], float] | None = None
+) -> tuple[AccessTokenVerifier, JWKSCache]:
+    keys = make_keys(fake, settings, clock)
     return AccessTokenVerifier(settings, keys), keys
 
 

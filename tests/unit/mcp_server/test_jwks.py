@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from mcp_server.jwks import JWKSCache, UnknownKey
 
-from .conftest import ISSUER, JWKS_URL, KID, FakeAuthorizationServer
+from .conftest import ISSUER, JWKS_URL, KID, FakeAuthorizationServer, make_keys, make_settings
 
 
 class Clock:
@@ -17,15 +17,10 @@ class Clock:
 
 
 def cache(fake: FakeAuthorizationServer, clock: Clock, **kwargs) -> JWKSCache:
-    return JWKSCache(
-        fake.http(),
-        issuer=ISSUER,
-        jwks_url=JWKS_URL,
-        algorithms=["RS256"],
-        min_refresh=kwargs.get("min_refresh", 30.0),
-        max_age=kwargs.get("max_age", 3600.0),
-        clock=clock,
+    settings = make_settings().model_copy(
+        update={"jwks_min_refresh_seconds": kwargs.get("min_refresh", 30.0), "jwks_max_age_seconds": kwargs.get("max_age", 3600.0)}
     )
+    return make_keys(fake, settings, clock)
 
 
 @pytest.mark.anyio

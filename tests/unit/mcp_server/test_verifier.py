@@ -13,12 +13,11 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from mcp_server.jwks import JWKSCache, UnknownKey
+from mcp_server.jwks import UnknownKey
 from mcp_server.verifier import AccessTokenVerifier, TokenRejected
 
-from .test_jwks import Clock
-
 from .conftest import ISSUER, KID, FakeAuthorizationServer, claims_for, make_settings, make_verifier, mint
+from .test_jwks import Clock
 
 RESOURCE = "http://127.0.0.1:8000/mcp"
 OTHER_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -171,9 +170,7 @@ async def test_a_cached_token_still_expires():
 async def test_key_rotation_empties_the_cache_of_verified_tokens():
     fake, clock = FakeAuthorizationServer(), Clock()
     settings = make_settings(RESOURCE)
-    keys = JWKSCache(fake.http(), issuer=ISSUER, jwks_url=settings.jwks_url, algorithms=["RS256"],
-                     min_refresh=30, max_age=3600, clock=clock)
-    verifier = AccessTokenVerifier(settings, keys)
+    verifier, keys = make_verifier(fake, settings, clock)
     token = mint(fake.key, claims_for(RESOURCE))
     assert await verifier.verify_token(token) is not None
     fake.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)  # old key withdrawn, same kid

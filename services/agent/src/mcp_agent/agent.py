@@ -144,8 +144,11 @@ async def connect(
     mode: str = "auto",
 ) -> AsyncIterator[tuple[Client, Login]]:
     storage = FileTokenStorage(settings.state_dir, settings.server_url + ("#machine" if machine else ""))
-    async with http_client(settings, tracer) as probe:
-        chosen = "client_credentials" if machine else await registration.choose(settings, probe)
+    if machine:
+        chosen = "client_credentials"
+    else:
+        async with http_client(settings, tracer) as probe:
+            chosen = await registration.choose(settings, probe)
     if machine:
         if not settings.machine_key_dir:
             raise ValueError("machine mode needs AGENT_MACHINE_KEY_DIR (the machine client's key directory)")

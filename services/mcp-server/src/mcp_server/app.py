@@ -65,9 +65,9 @@ def create_app(
             issuer_url=settings.issuer,
             resource_server_url=settings.resource_url,
             required_scopes=sorted(settings.scope_policy.base),
-            # RS9/RS12 are enforced by the verifier (`aud` must contain the resource URL exactly);
-            # the SDK's own re-check would re-parse the URL on every request for nothing.
-            validate_token_resource=False,
+            # RS9/RS12: the verifier requires `aud` to contain the resource URL; the SDK then checks
+            # again that the audience the verifier matched is this server (defence in depth).
+            validate_token_resource=True,
         )
         if auth
         else None,

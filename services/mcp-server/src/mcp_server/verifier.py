@@ -45,6 +45,7 @@ class TokenRejected(Exception):
 class Verified:
     claims: dict[str, Any]
     scopes: frozenset[str]
+    audience: str  # the `aud` value equal to this resource server
 
 
 class AccessTokenVerifier(TokenVerifier):
@@ -73,8 +74,8 @@ class AccessTokenVerifier(TokenVerifier):
             client_id=str(claims.get("azp") or claims.get("client_id") or ""),
             scopes=sorted(verified.scopes),
             expires_at=int(claims["exp"]),
-            # The audience check below passed, so the token was issued for this resource.
-            resource=self._settings.resource_url,
+            # The `aud` entry that matched, so the SDK's own resource check tests the token itself.
+            resource=verified.audience,
             subject=str(claims["sub"]),
             claims=claims,
         )
@@ -152,4 +153,6 @@ class AccessTokenVerifier(TokenVerifier):
         if claims.get("typ", ACCESS_TOKEN_TYP_CLAIM) != ACCESS_TOKEN_TYP_CLAIM:
             raise TokenRejected(f"token typ {claims.get('typ')!r} is not an access token")
         granted = str(claims.get("scope", "")).split()
-        return Verified(claims=claims, scopes=s.scope_policy.expand(granted))
+        audiences = claims["aud"] if isinstance(claims["aud"], list) else [claims["aud"]]
+        (audience,) = {a for a in audiences if a == s.resource_url}  # PyJWT guaranteed one matches
+        return Verified(claims=claims, scopes=s.scope_policy.expand(granted), audience=audience)
