@@ -1,22 +1,82 @@
-"""Suite-wide configuration. Tests under tests/integration are marked `integration`."""
+"""Suite-wide configuration and the real stack.
+
+Tests under tests/integration and tests/security run against the real stack, brought up by
+testcontainers' DockerCompose from compose/compose.yaml; they are marked `integration` (and the
+latter `security`). If the sandbox is already running (make up), the tests use it and leave it
+running; otherwise they start it and tear it down (volumes included) at the end. If it cannot
+start, the tests fail with the reason — they are never skipped.
+"""
 
 from __future__ import annotations
 
 import os
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from testcontainers.compose import DockerCompose
+
+from tests.support.stack import COMPOSE_DIR, Stack, read_env
 
 # Testcontainers' reaper (Ryuk) is an image pulled from Docker Hub, which these machines cannot
-# reach. The compose stack is torn down by the `stack` fixture instead (tests/integration).
+# reach. The compose stack is torn down by the `compose` fixture instead.
 os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
 
-INTEGRATION = Path(__file__).parent / "integration"
+TESTS = Path(__file__).parent
+INTEGRATION = TESTS / "integration"
+SECURITY = TESTS / "security"
+
+
+def _against_the_stack(item: pytest.Item) -> bool:
+    parents = Path(item.fspath).parents
+    return INTEGRATION in parents or SECURITY in parents
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        if INTEGRATION in Path(item.fspath).parents:
+        if _against_the_stack(item):
             item.add_marker(pytest.mark.integration)
-    # Unit tests first: they are fast and say more precisely what broke.
-    items.sort(key=lambda i: INTEGRATION in Path(i.fspath).parents)
+        if SECURITY in Path(item.fspath).parents:
+            item.add_marker(pytest.mark.security)
+    # Unit tests first: they are fast and say more precisely what broke. Tests marked
+    # `after_all` (the log audit) last: they check what the whole run left behind.
+    items.sort(key=lambda i: (i.get_closest_marker("after_all") is not None, _against_the_stack(i)))
+
+
+def _running(compose: DockerCompose) -> bool:
+    result = subprocess.run(
+        [*compose.docker_compose_command(), "ps", "--status", "running", "-q", "caddy"],
+        cwd=COMPOSE_DIR,
+        capture_output=True,
+        text=True,
+    )
+    return result.returncode == 0 and bool(result.stdout.strip())
+
+
+@pytest.fixture(scope="session")
+def compose(request: pytest.FixtureRequest) -> Iterator[DockerCompose]:
+    compose = DockerCompose(context=COMPOSE_DIR, compose_file_name="compose.yaml", build=True, wait=True)
+    reuse = _running(compose)
+    # Progress on the long step, past pytest's output capture.
+    with request.config.pluginmanager.getplugin("capturemanager").global_and_fixture_disabled():
+        print(
+            "\nstack: already running, reusing it" if reuse
+            else "\nstack: building and starting it (docker compose up --build --wait; first run takes minutes)",
+            flush=True,
+        )
+    try:
+        compose.start()
+    except subprocess.CalledProcessError as exc:
+        logs = subprocess.run(
+            [*compose.docker_compose_command(), "logs", "--tail=40"], cwd=COMPOSE_DIR, capture_output=True, text=True
+        ).stdout
+        pytest.fail(f"the stack did not start (exit {exc.returncode}):\n{exc.stderr or ''}\n{logs}", pytrace=False)
+    yield compose
+    if not reuse:
+        compose.stop(down=True)
+
+
+@pytest.fixture(scope="session")
+def stack(compose: DockerCompose) -> Stack:
+    return Stack(read_env())

@@ -17,7 +17,7 @@ for project in $others; do
       step "Taking down ${project} (the sandbox of another checkout; its data is kept)"
       docker compose -p "$project" down >/dev/null 2>&1 || true
       # A project whose containers are gone may still own the network.
-      docker network rm "${project}_edge" >/dev/null 2>&1 || true ;;
+      docker network rm "${project}_edge" "${project}_keycloak" >/dev/null 2>&1 || true ;;
   esac
 done
 

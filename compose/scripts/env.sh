@@ -11,6 +11,13 @@ suffix=""; [ "$HTTPS_PORT" = 443 ] || suffix=":${HTTPS_PORT}"
 SANDBOX_SUBNET="${SANDBOX_SUBNET:-172.31.240.0/24}"
 net="${SANDBOX_SUBNET%/*}"
 CADDY_IP="${CADDY_IP:-${net%.*}.10}"
+# Keycloak's internal network: the next /24 after the edge subnet unless set.
+if [ -z "${KEYCLOAK_SUBNET:-}" ]; then
+  IFS=. read -r o1 o2 o3 _ <<<"$net"
+  KEYCLOAK_SUBNET="${o1}.${o2}.$((o3 + 1)).0/24"
+fi
+knet="${KEYCLOAK_SUBNET%/*}"
+CADDY_INTERNAL_IP="${CADDY_INTERNAL_IP:-${knet%.*}.10}"
 
 BUILD_CA_BUNDLE="${BUILD_CA_BUNDLE:-}"
 if [ -z "$BUILD_CA_BUNDLE" ]; then
@@ -32,7 +39,7 @@ CHECKOUT_ID="$(cat "${STATE}/checkout-id")"
 
 secrets="${STATE}/secrets"
 mkdir -p "$secrets"; chmod 700 "$secrets"
-for name in keycloak-admin-password demo-user-password; do
+for name in keycloak-admin-password keycloak-admin-client-secret demo-user-password; do
   if [ ! -s "$secrets/$name" ]; then
     # Readable inside the containers (bind-mounted files keep their mode); the 0700 directory
     # keeps other host users out.
@@ -47,7 +54,7 @@ cat > "${ROOT}/compose/.env" <<ENV
 # in your environment and rerun make instead.
 COMPOSE_PROJECT_NAME=mcp-sandbox-${CHECKOUT_ID}
 HTTPS_PORT=${HTTPS_PORT}
-HTTPS_BIND=${HTTPS_BIND:-0.0.0.0}
+HTTPS_BIND=${HTTPS_BIND:-127.0.0.1}
 AUTH_ORIGIN=https://auth.localhost${suffix}
 MCP_RESOURCE_URL=https://mcp.localhost${suffix}/mcp
 CIMD_ORIGIN=https://cimd.localhost${suffix}
@@ -57,6 +64,8 @@ PYTHON_IMAGE=${PYTHON_IMAGE}
 BUILD_CA_BUNDLE=${BUILD_CA_BUNDLE}
 SANDBOX_SUBNET=${SANDBOX_SUBNET}
 CADDY_IP=${CADDY_IP}
+KEYCLOAK_SUBNET=${KEYCLOAK_SUBNET}
+CADDY_INTERNAL_IP=${CADDY_INTERNAL_IP}
 KEYCLOAK_ADMIN_CONSOLE=${KEYCLOAK_ADMIN_CONSOLE:-off}
 HOST_UID=$(id -u)
 HOST_GID=$(id -g)

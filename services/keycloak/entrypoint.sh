@@ -1,8 +1,34 @@
 #!/bin/bash
-# Read file-based secrets into the variables Keycloak expects, then hand over to kc.sh.
-# Secrets stay files on the host (.local/secrets), never in compose environment or images.
+# Start Keycloak, then harden the master realm (configure-master.sh), then report configured:
+# the compose health check waits for both. Secrets stay files (compose secrets), never in the
+# compose environment or the image.
 set -euo pipefail
 read_secret() { [ -r "/run/secrets/$1" ] && tr -d '\n' < "/run/secrets/$1"; }
 if pw="$(read_secret keycloak_admin_password)"; then export KC_BOOTSTRAP_ADMIN_PASSWORD="$pw"; fi
+if pw="$(read_secret keycloak_admin_client_secret)"; then export KC_BOOTSTRAP_ADMIN_CLIENT_SECRET="$pw"; fi
 if pw="$(read_secret demo_user_password)"; then export DEMO_USER_PASSWORD="$pw"; fi
-exec /opt/keycloak/bin/kc.sh "$@"
+rm -f /tmp/sandbox-configured
+
+args=("$@")
+if [ "${KEYCLOAK_ADMIN_CONSOLE:-off}" = on ] && [ "${args[0]:-}" = start ]; then
+  # The image is built without the admin console; a non-optimized start rebuilds with it.
+  args=(start --features=cimd --features-disabled= "${args[@]:1}")
+  args=("${args[@]/--optimized}")
+fi
+
+/opt/keycloak/bin/kc.sh "${args[@]}" &
+kc=$!
+trap 'kill -TERM "$kc" 2>/dev/null' TERM INT
+
+if [ "${args[0]:-}" = start ]; then
+  until (exec 3<>/dev/tcp/127.0.0.1/9000 && printf 'GET /health/ready HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n' >&3 && head -n1 <&3 | grep -q ' 200') 2>/dev/null; do
+    kill -0 "$kc" 2>/dev/null || { wait "$kc"; exit $?; }
+    sleep 1
+  done
+  if /opt/keycloak/bin/configure-master.sh; then
+    touch /tmp/sandbox-configured
+  else
+    echo "sandbox: hardening the master realm failed; Keycloak stays unhealthy (see above)" >&2
+  fi
+fi
+wait "$kc"

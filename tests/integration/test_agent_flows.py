@@ -22,6 +22,7 @@ from mcp_agent.trace import Tracer
 from testcontainers.compose import DockerCompose
 
 from tests.support.browser import KeycloakBrowser, User, chromium
+from tests.support.keycloak import kcadm
 from tests.support.stack import ROOT, Stack
 
 pytestmark = pytest.mark.anyio
@@ -54,16 +55,6 @@ async def login_and_call(settings: AgentSettings, browser: KeycloakBrowser) -> d
     assert tools == {"get_time", "whoami", "server_stats"}
     assert not now.is_error
     return {"login": login, "whoami": who}
-
-
-def kcadm(compose: DockerCompose, stack: Stack, *args: str) -> str:
-    stdout, stderr, code = compose.exec_in_container(
-        ["/opt/keycloak/bin/kcadm.sh", *args, "--no-config", "--server", "http://localhost:8080",
-         "--realm", "master", "--user", "admin", "--password", stack.secret("keycloak-admin-password")],
-        service_name="keycloak",
-    )
-    assert code == 0, stderr
-    return stdout
 
 
 async def test_cimd_login_consent_and_tool_calls(stack: Stack, compose: DockerCompose, tmp_path: Path):

@@ -1,0 +1,229 @@
+"""SSRF through the authorization server (MCP AS6, C32; CIMD -02 security considerations).
+
+Keycloak fetches URLs its clients choose: the CIMD document at the client_id URL, and the
+jwks_uri inside it. Its only gate, the executor's trusted-domain list, cannot tell redirect URIs
+(where loopback belongs) from jwks_uri (where it must never be), and ignores ports. So every
+fetch goes through the egress proxy, which allows HTTPS to the sandbox's HTTPS port on public
+addresses and the TLS front only. Each test asserts the refusal seen by the caller and, in the
+proxy's decision log, that nothing was let through to the target.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from testcontainers.compose import DockerCompose
+
+from tests.support import egress
+from tests.support.cimd import CALLBACK, Publisher, authorize_url, document, publisher
+from tests.support.stack import Stack
+
+ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+
+
+@pytest.fixture
+def docs(stack: Stack):
+    with publisher(stack) as pub:
+        yield pub
+
+
+def assertion_for(stack: Stack, client_id: str) -> str:
+    """A well-formed private_key_jwt assertion; its key is nowhere, so Keycloak must fetch keys."""
+    key = ec.generate_private_key(ec.SECP256R1()).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    now = int(time.time())
+    claims = {"iss": client_id, "sub": client_id, "aud": stack.token_endpoint(), "jti": str(uuid.uuid4()),
+              "iat": now, "exp": now + 60}
+    return jwt.encode(claims, key, algorithm="ES256", headers={"kid": "attacker-key"})
+
+
+def refused_everywhere(decisions: list[egress.Decision], host: str) -> None:
+    """The proxy was asked for `host` and allowed none of the requests: no connection was made."""
+    assert decisions, f"Keycloak never asked the egress proxy for {host}: did a fetch bypass it?"
+    assert not any(d.allow for d in decisions), decisions
+
+
+# The review's vector first: a document on the trusted host whose jwks_uri is Keycloak's own
+# management port. Loopback must stay in the trusted-domain list (the agent's redirect URIs are
+# loopback), so Keycloak accepts the document; the proxy refuses the fetch.
+JWKS_VECTORS = {
+    "jwks_uri_plain_http_to_the_management_port": ("http://127.0.0.1:9000/metrics", "127.0.0.1:9000"),
+    "jwks_uri_https_to_a_loopback_name_on_another_port": ("https://localhost:9000/metrics", "localhost:9000"),
+    "jwks_uri_https_to_a_loopback_name_on_443": ("https://localhost/realms/master", "localhost:443"),
+    "jwks_uri_https_to_a_loopback_ip_literal": ("https://127.0.0.1/metrics", "127.0.0.1:443"),
+}
+
+
+@pytest.mark.parametrize("attack", JWKS_VECTORS)
+def test_jwks_uri_aimed_at_keycloak_itself_is_never_fetched(attack: str, stack: Stack, compose: DockerCompose,
+                                                            docs: Publisher):
+    jwks_uri, host = JWKS_VECTORS[attack]
+    client_id = docs.publish(attack, document(docs.url(attack), jwks_uri=jwks_uri))
+    with stack.client() as http:
+        assert http.get(authorize_url(stack, client_id)).status_code == 200  # document accepted
+        since = egress.now()
+        response = http.post(stack.token_endpoint(), data={
+            "grant_type": "authorization_code", "code": "unused", "redirect_uri": CALLBACK, "client_id": client_id,
+            "code_verifier": "v" * 64, "client_assertion_type": ASSERTION_TYPE,
+            "client_assertion": assertion_for(stack, client_id)})
+    assert response.status_code in (400, 401)
+    assert response.json()["error"] == "invalid_client"
+    # What the caller learns is the proxy's refusal, never what the target would have said.
+    description = response.json()["error_description"]
+    assert "status code: 407" in description  # the proxy's refusal
+    for leaked in ("# HELP", "# TYPE", "jvm_", "vendor_", '"status"'):  # metrics or health output
+        assert leaked not in description
+    refused_everywhere(egress.wait_for(compose, since, host), host)
+
+
+@pytest.mark.parametrize("port", ["9000", "8080", "22"])
+def test_client_id_on_the_trusted_host_but_another_port_is_never_fetched(port: str, stack: Stack,
+                                                                         compose: DockerCompose):
+    """The trusted-domain check ignores the port (https://cimd.localhost:9000/... passes it)."""
+    client_id = f"https://cimd.localhost:{port}/security/{uuid.uuid4().hex}.json"
+    since = egress.now()
+    with stack.client() as http:
+        response = http.get(authorize_url(stack, client_id))
+    assert response.status_code == 400
+    assert "Client Metadata fetch failed" in response.text
+    host = f"cimd.localhost:{port}"
+    decisions = egress.wait_for(compose, since, host)
+    refused_everywhere(decisions, host)
+    assert all("Client role cannot be determined" in d.reason for d in decisions)  # refused on the port, pre-DNS
+
+
+def test_client_id_with_http_scheme_is_not_a_metadata_document(stack: Stack, compose: DockerCompose):
+    client_id = f"http://cimd.localhost/security/{uuid.uuid4().hex}.json"
+    since = egress.now()
+    with stack.client() as http:
+        response = http.get(authorize_url(stack, client_id))
+    assert response.status_code == 400
+    assert "Client not found" in response.text
+    # Refused by Keycloak before any fetch: the proxy was not even asked.
+    assert egress.decisions(compose, since) == []
+
+
+@pytest.mark.parametrize("attack,client_id", [
+    ("client_id_on_an_untrusted_host", "https://attacker.example/client.json"),
+    ("client_id_on_the_loopback_address", "https://127.0.0.1/client.json"),
+    ("client_id_on_the_ipv6_loopback", "https://[::1]/client.json"),
+    ("client_id_on_the_metadata_address", "https://169.254.169.254/latest/meta-data/"),
+])
+def test_client_id_outside_the_trusted_cimd_host_is_not_fetched(attack: str, client_id: str, stack: Stack,
+                                                                compose: DockerCompose):
+    since = egress.now()
+    with stack.client() as http:
+        response = http.get(authorize_url(stack, client_id))
+    assert response.status_code == 400
+    assert egress.decisions(compose, since) == []
+
+
+@pytest.mark.parametrize("attack,jwks_uri", [
+    ("jwks_uri_on_the_ipv6_loopback", "https://[::1]/jwks.json"),
+    ("jwks_uri_on_the_metadata_address", "https://169.254.169.254/latest/meta-data/"),
+    ("jwks_uri_on_an_internal_service_name", "https://keycloak:9000/metrics"),
+])
+def test_document_with_jwks_uri_outside_the_trusted_domains_is_refused(attack: str, jwks_uri: str, stack: Stack,
+                                                                      compose: DockerCompose, docs: Publisher):
+    client_id = docs.publish(attack, document(docs.url(attack), jwks_uri=jwks_uri))
+    since = egress.now()
+    with stack.client() as http:
+        response = http.get(authorize_url(stack, client_id))
+    assert response.status_code == 400
+    assert "domain not allowed" in response.text
+    # Keycloak fetched the document (through the proxy, allowed) and nothing else.
+    front = f"cimd.localhost:{stack.env['HTTPS_PORT']}"
+    assert egress.wait_for(compose, since, front)
+    assert {(d.requested_host, d.allow) for d in egress.decisions(compose, since)} == {(front, True)}
+
+
+# The network layer on its own: each forbidden range, reached by a name that resolves to it
+# (ssrf.test names live only in the proxy's /etc/hosts, see compose.yaml), IPv4 and IPv6.
+FORBIDDEN = {
+    "loopback4.ssrf.test": "Not Global Unicast",
+    "loopback6.ssrf.test": "Not Global Unicast",
+    "unspecified.ssrf.test": "Not Global Unicast",
+    "private10.ssrf.test": "Private Range",
+    "private172.ssrf.test": "Private Range",
+    "private192.ssrf.test": "Private Range",
+    "metadata.ssrf.test": "Not Global Unicast",
+    "cgnat.ssrf.test": "User Configured",
+    "linklocal6.ssrf.test": "Not Global Unicast",
+    "ula6.ssrf.test": "Private Range",
+    "mapped6.ssrf.test": "Not Global Unicast",
+    "nat64.ssrf.test": "User Configured",
+    "sixtofour.ssrf.test": "User Configured",
+    "teredo.ssrf.test": "User Configured",
+    "keycloak": "Private Range",  # an internal service by its compose name
+}
+
+PROBE = """
+import socket, sys
+for target in sys.argv[1:]:
+    s = socket.create_connection(("egress", 4750), timeout=10)
+    s.sendall(f"CONNECT {target} HTTP/1.1\\r\\nHost: {target}\\r\\n\\r\\n".encode())
+    print(target, s.recv(200).split(b"\\r\\n")[0].decode().split(" ", 1)[1])
+    s.close()
+"""
+
+
+def probe(compose: DockerCompose, *targets: str) -> dict[str, str]:
+    stdout, stderr, code = compose.exec_in_container(["python", "-c", PROBE, *targets], service_name="mcp-server")
+    assert code == 0, stderr
+    return dict(line.split(" ", 1) for line in stdout.splitlines())
+
+
+def test_egress_refuses_every_forbidden_address_range_after_resolution(compose: DockerCompose):
+    targets = [f"{name}:443" for name in FORBIDDEN]
+    since = egress.now()
+    answers = probe(compose, *targets)
+    for target in targets:
+        assert not answers[target].startswith("200"), (target, answers[target])
+        decisions = egress.wait_for(compose, since, target)
+        refused_everywhere(decisions, target)
+        assert any(f"Deny: {FORBIDDEN[target.rsplit(':', 1)[0]]}" in d.reason for d in decisions), decisions
+
+
+def test_egress_allows_the_cimd_host_through_the_front_only_on_the_https_port(stack: Stack, compose: DockerCompose):
+    port = stack.env["HTTPS_PORT"]
+    since = egress.now()
+    answers = probe(compose, f"cimd.localhost:{port}", "cimd-host:8080", "caddy:2019")
+    assert answers[f"cimd.localhost:{port}"].startswith("200")
+    assert not answers["cimd-host:8080"].startswith("200")
+    assert not answers["caddy:2019"].startswith("200")
+    refused_everywhere(egress.wait_for(compose, since, "caddy:2019"), "caddy:2019")
+
+
+def test_egress_refuses_plain_http_even_to_the_front(compose: DockerCompose):
+    script = ("import socket; s = socket.create_connection(('egress', 4750), timeout=10); "
+              "s.sendall(b'GET http://cimd.localhost/agents/demo/metadata.json HTTP/1.1\\r\\nHost: cimd.localhost\\r\\n\\r\\n'); "
+              "print(s.recv(100).split(b'\\r\\n')[0].decode())")
+    since = egress.now()
+    stdout, _, code = compose.exec_in_container(["python", "-c", script], service_name="mcp-server")
+    assert code == 0
+    assert " 200 " not in stdout
+    decisions = egress.wait_for(compose, since, "cimd.localhost")
+    refused_everywhere(decisions, "cimd.localhost")
+    assert decisions[0].proxy_type == "http"
+
+
+KEYCLOAK_DIRECT = """
+for target in cimd-host/8080 mcp-server/8000 egress/4750 pypi.org/443 1.1.1.1/443; do
+  if timeout 3 bash -c "exec 3<>/dev/tcp/${target}" 2>/dev/null; then echo "open ${target}"; else echo "closed ${target}"; fi
+done
+"""
+
+
+def test_keycloak_has_no_route_around_the_proxy(compose: DockerCompose):
+    """A fetch path that ignored the proxy settings would find nothing to connect to: Keycloak
+    sits on an internal network whose only other members are the front and the proxy."""
+    stdout, stderr, code = compose.exec_in_container(["bash", "-c", KEYCLOAK_DIRECT], service_name="keycloak")
+    assert code == 0, stderr
+    state = dict(line.split(" ")[::-1] for line in stdout.splitlines())
+    assert state == {"cimd-host/8080": "closed", "mcp-server/8000": "closed", "egress/4750": "open",
+                     "pypi.org/443": "closed", "1.1.1.1/443": "closed"}

@@ -1,0 +1,61 @@
+"""What Keycloak's egress proxy decided: one JSON line per request (smokescreen's
+CANONICAL-PROXY-DECISION), read from the container's log."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from testcontainers.compose import DockerCompose
+
+
+@dataclass(frozen=True)
+class Decision:
+    requested_host: str
+    allow: bool
+    reason: str
+    proxy_type: str
+
+
+def now() -> datetime:
+    """A marker: only decisions on requests that arrived after it are read."""
+    return datetime.now(timezone.utc)
+
+
+def _started(entry: dict) -> datetime:
+    # start_time has nanoseconds ("...:15.276712998Z"); datetime keeps microseconds.
+    stamp = entry["start_time"].rstrip("Z")
+    whole, _, fraction = stamp.partition(".")
+    return datetime.fromisoformat(f"{whole}.{(fraction + '000000')[:6]}+00:00")
+
+
+def decisions(compose: DockerCompose, since: datetime) -> list[Decision]:
+    out = subprocess.run(
+        [*compose.docker_compose_command(), "logs", "--no-log-prefix", "egress"],
+        cwd=compose.context, capture_output=True, text=True, check=True,
+    ).stdout
+    found = []
+    for line in out.splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if entry.get("msg") != "CANONICAL-PROXY-DECISION" or "requested_host" not in entry:
+            continue
+        if _started(entry) >= since:
+            found.append(Decision(entry["requested_host"], entry.get("allow") is True,
+                                  entry.get("decision_reason", ""), entry.get("proxy_type", "")))
+    return found
+
+
+def wait_for(compose: DockerCompose, since: datetime, host: str, timeout: float = 10.0) -> list[Decision]:
+    """Every decision about `host` since the marker, once at least one has been logged."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = [d for d in decisions(compose, since) if d.requested_host == host]
+        if found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.3)
