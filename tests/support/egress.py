@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import time
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -49,6 +50,19 @@ def decisions(compose: DockerCompose, since: datetime) -> list[Decision]:
             found.append(Decision(entry["requested_host"], entry.get("allow") is True,
                                   entry.get("decision_reason", ""), entry.get("proxy_type", "")))
     return found
+
+
+def settled(compose: DockerCompose, since: datetime) -> list[Decision]:
+    """Every decision since the marker, complete: a sentinel request is sent through the proxy
+    after the action under test, and the log is read once the sentinel's decision is in it
+    (the log is ordered), so an absent decision is absent, not late."""
+    sentinel = f"sentinel-{uuid.uuid4().hex[:12]}.invalid:443"
+    script = ("import socket; s = socket.create_connection(('egress', 4750), timeout=10); "
+              f"s.sendall(b'CONNECT {sentinel} HTTP/1.1\\r\\nHost: {sentinel}\\r\\n\\r\\n'); s.recv(100)")
+    _, stderr, code = compose.exec_in_container(["python", "-c", script], service_name="mcp-server")
+    assert code == 0, stderr
+    assert wait_for(compose, since, sentinel), "the proxy never logged the sentinel request"
+    return [d for d in decisions(compose, since) if d.requested_host != sentinel]
 
 
 def wait_for(compose: DockerCompose, since: datetime, host: str, timeout: float = 10.0) -> list[Decision]:
