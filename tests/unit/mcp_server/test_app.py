@@ -8,6 +8,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from mcp_server.config import Settings
+
 from .conftest import RunningServer
 from .test_verifier import BAD_TOKENS
 
@@ -188,24 +190,25 @@ def _raw_call(running: RunningServer, token: str, body: bytes):
 
 def test_a_body_too_large_to_inspect_never_reaches_a_tool(running: RunningServer):
     """The per-tool gate must not be skipped by padding the request past what it reads."""
-    padding = "x" * (4 * 1024 * 1024 + 10)
+    padding = "x" * (Settings().max_body_bytes + 10)
     body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
                        "params": {"name": "server_stats", "arguments": {"pad": padding}}}).encode()
     response = _raw_call(running, running.token(scope="mcp:tools"), body)
     assert response.status_code == 413
 
 
+def _duplicate_name_call(first: str, second: str) -> bytes:
+    return ('{"jsonrpc": "2.0", "id": 1, "method": "tools/call", '
+            f'"params": {{"name": "{first}", "name": "{second}", "arguments": {{}}}}}}').encode()
+
+
 def test_duplicate_keys_cannot_smuggle_a_privileged_tool_past_the_gate(running: RunningServer):
+    """The gate and the transport both take the last duplicate: the tool checked is the tool run."""
     token = running.token(scope="mcp:tools")
-    for names in (("server_stats", "get_time"), ("get_time", "server_stats")):
-        body = ('{"jsonrpc": "2.0", "id": 1, "method": "tools/call", '
-                f'"params": {{"name": "{names[0]}", "name": "{names[1]}", "arguments": {{}}}}}}').encode()
-        response = _raw_call(running, token, body)
-        if response.status_code == 200:
-            # Whatever the transport picked, it must be the tool the gate checked.
-            assert "tool_calls" not in response.text, names
-        else:
-            assert response.status_code == 403, names
+    ran = _raw_call(running, token, _duplicate_name_call("server_stats", "get_time"))
+    assert ran.status_code == 200
+    assert "tool_calls" not in ran.text  # get_time ran, not server_stats
+    assert _raw_call(running, token, _duplicate_name_call("get_time", "server_stats")).status_code == 403
 
 
 def test_batched_messages_are_all_checked(running: RunningServer):
@@ -215,4 +218,50 @@ def test_batched_messages_are_all_checked(running: RunningServer):
         {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "server_stats", "arguments": {}}},
     ]).encode()
     response = _raw_call(running, token, body)
-    assert response.status_code == 403 or "tool_calls" not in response.text
+    assert response.status_code == 403
+    assert 'scope="mcp:tools mcp:admin"' in response.headers["www-authenticate"]
+
+
+def test_a_tool_with_no_scope_declaration_is_refused(running: RunningServer):
+    response = running.call(running.token(scope="mcp:admin"), params=_params("not_declared_anywhere"))
+    assert response.status_code == 403
+    assert response.json() == {"error": "access_denied",
+                               "error_description": "no scope policy for tool not_declared_anywhere"}
+
+
+def test_deeply_nested_json_is_a_parse_error_not_a_server_error(running: RunningServer):
+    body = b"[" * 100_000 + b"]" * 100_000
+    response = _raw_call(running, running.token(), body)
+    assert response.status_code == 400
+    assert response.json() == {"jsonrpc": "2.0", "id": None, "error": {"code": -32700, "message": "Parse error"}}
+
+
+def _padded_call(size: int) -> bytes:
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "get_time", "arguments": {}}})
+    return body.encode() + b" " * (size - len(body))
+
+
+def test_body_limit_is_exact(running: RunningServer):
+    """MCP_MAX_BODY_BYTES (1 MiB): a body of exactly the limit is served, one byte more is 413."""
+    limit = Settings().max_body_bytes
+    assert limit == 1024 * 1024
+    token = running.token()
+    at_limit = _raw_call(running, token, _padded_call(limit))
+    assert at_limit.status_code == 200, at_limit.text
+    assert at_limit.json()["result"]["isError"] is False
+    assert _raw_call(running, token, _padded_call(limit + 1)).status_code == 413
+
+
+def test_an_event_stream_ends_when_its_token_expires(running: RunningServer):
+    """A GET stream opened with a token is closed at the token's expiry."""
+    import time
+
+    token = running.token(exp=int(time.time()) + 2)
+    started = time.monotonic()
+    headers = {"authorization": f"Bearer {token}", "accept": "text/event-stream", "mcp-protocol-version": "2025-11-25"}
+    with running.client.stream("GET", running.resource_url, headers=headers, timeout=15) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        for _ in response.iter_bytes():
+            pass  # until the server ends the stream
+    assert 1 < time.monotonic() - started < 5

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ssl
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 
 import httpx2
 from mcp.server import MCPServer
@@ -45,7 +45,6 @@ def create_app(
 ) -> Starlette:
     """Build the server. `auth=False` exists only for the benchmark's baseline."""
     http = http_client(settings)
-    keys: JWKSCache | None = None
     if auth and verifier is None:
         keys = JWKSCache(
             http,
@@ -54,8 +53,10 @@ def create_app(
             algorithms=settings.algorithms,
             min_refresh=settings.jwks_min_refresh_seconds,
             max_age=settings.jwks_max_age_seconds,
+            unknown_kid_wait=settings.jwks_unknown_kid_wait_seconds,
         )
         verifier = AccessTokenVerifier(settings, keys)
+    keys = verifier.keys if auth and verifier is not None else None
 
     server = MCPServer(
         name="mcp-auth-sandbox",
@@ -72,7 +73,8 @@ def create_app(
         if auth
         else None,
     )
-    tools.register(server)
+    tool_table = tools.register(server)
+    policy = settings.scope_policy.with_tools(tool_table.roles)
 
     @server.custom_route("/healthz", methods=["GET"])
     async def healthz(_: Request) -> JSONResponse:
@@ -87,8 +89,8 @@ def create_app(
         # RS20: Host and Origin must be this server's public name; on, not switched off.
         transport_security=TransportSecuritySettings(
             enable_dns_rebinding_protection=True,
-            allowed_hosts=[settings.public_host],
-            allowed_origins=[settings.public_origin],
+            allowed_hosts=settings.public_hosts,
+            allowed_origins=settings.public_origins,
         ),
         host=settings.host,
     )
@@ -99,7 +101,8 @@ def create_app(
                 ScopeGate,
                 mcp_path=settings.mcp_path,
                 resource_metadata_url=prm.metadata_url(settings),
-                policy=settings.scope_policy,
+                policy=policy,
+                max_body_bytes=settings.max_body_bytes,
             )
         )
     app.user_middleware.insert(0, Middleware(AccessLog))
@@ -108,10 +111,13 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(a: Starlette) -> AsyncIterator[None]:
-        if keys is not None:
-            await keys.warm()
-        async with inner_lifespan(a):
-            yield
+        await tool_table.check()  # deny by default: no tool without a scope declaration
+        async with AsyncExitStack() as stack:
+            if keys is not None:
+                await stack.enter_async_context(keys.running())
+                await keys.warm()
+            async with inner_lifespan(a):
+                yield
         await http.aclose()
 
     app.router.lifespan_context = lifespan

@@ -7,25 +7,32 @@ transport. It answers with proper RFC 6750 challenges the SDK does not produce:
 - 403 `insufficient_scope` with every scope the call needs, in one challenge (RS15-RS17),
   per tool: a `tools/call` for a privileged tool is refused at the HTTP layer, so clients see a
   real step-up challenge rather than a tool error.
+- 403 for a tool with no scope declaration (deny by default; scopes.ToolTable).
+- 400 JSON-RPC parse error for a body it cannot parse (malformed, or nested too deeply to parse);
+  413 for a body larger than MCP_MAX_BODY_BYTES. A body the gate did not read never reaches a tool.
+
+And no response outlives the token that authorized it: a stream (the GET event stream, or a
+long POST response) is closed when the token expires (its `exp`, which is also where the SDK's
+bearer check stops accepting it).
 """
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterable
 from typing import Any
 
+import anyio
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
-from mcp.server.transport_security import DEFAULT_MAX_REQUEST_BODY_SIZE
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import challenge
-from .scopes import ScopePolicy
+from .scopes import ScopePolicy, UndeclaredTool
 from .verifier import rejection
 
-# The SDK's own body limit: anything larger is refused (413) rather than passed on uninspected —
-# a body the gate could not read must never reach a tool.
-MAX_INSPECTED_BODY = DEFAULT_MAX_REQUEST_BODY_SIZE
+# JSON-RPC 2.0 §5.1: the response to a request that could not be parsed.
+PARSE_ERROR = json.dumps({"jsonrpc": "2.0", "id": None, "error": {"code": -32700, "message": "Parse error"}}).encode()
 
 
 def _tool_names(payload: Any) -> Iterable[str]:
@@ -38,11 +45,20 @@ def _tool_names(payload: Any) -> Iterable[str]:
 
 
 class ScopeGate:
-    def __init__(self, app: ASGIApp, *, mcp_path: str, resource_metadata_url: str, policy: ScopePolicy) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        mcp_path: str,
+        resource_metadata_url: str,
+        policy: ScopePolicy,
+        max_body_bytes: int,
+    ) -> None:
         self.app = app
         self.policy = policy
         self.mcp_path = mcp_path
         self.resource_metadata_url = resource_metadata_url
+        self.max_body_bytes = max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"].rstrip("/") != self.mcp_path.rstrip("/"):
@@ -65,15 +81,22 @@ class ScopeGate:
 
         needed = set(self.policy.base)
         if scope["method"] == "POST":
-            body, receive = await _buffer(receive)
+            body, receive = await _buffer(receive, self.max_body_bytes)
             if body is None:
                 await self._send(send, 413, b'{"error": "request body too large"}')
                 return
             try:
-                for name in _tool_names(json.loads(body)):
+                payload = json.loads(body)
+            except (ValueError, RecursionError):  # RS14: malformed -> 400, never a 500
+                await self._send(send, 400, PARSE_ERROR)
+                return
+            try:
+                for name in _tool_names(payload):
                     needed |= self.policy.for_tool(name)
-            except ValueError:
-                pass  # malformed JSON: the transport answers 400 (RS14)
+            except UndeclaredTool as exc:
+                detail = json.dumps({"error": "access_denied", "error_description": f"no scope policy for tool {exc}"})
+                await self._send(send, 403, detail.encode())
+                return
 
         missing = self.policy.missing(needed, user.scopes)
         if missing:
@@ -86,7 +109,31 @@ class ScopeGate:
                 description="This call needs scope " + self.policy.ordered(needed),
             )
             return
-        await self.app(scope, receive, send)
+        await self._until_expiry(user.access_token.expires_at, scope, receive, send)
+
+    async def _until_expiry(self, expires_at: int | None, scope: Scope, receive: Receive, send: Send) -> None:
+        """Run the request, but end it when the token that authorized it expires."""
+        if expires_at is None:
+            await self.app(scope, receive, send)
+            return
+        started = finished = False
+
+        async def tracked(message: Message) -> None:
+            nonlocal started, finished
+            started = started or message["type"] == "http.response.start"
+            finished = finished or (message["type"] == "http.response.body" and not message.get("more_body", False))
+            await send(message)
+
+        with anyio.move_on_after(expires_at - time.time()) as deadline:
+            await self.app(scope, receive, tracked)
+        if not deadline.cancelled_caught or finished:
+            return
+        if started:
+            # End the stream cleanly; the client reconnects with a fresh token.
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        else:
+            await self._challenge(send, 401, scope=self.policy.ordered(self.policy.base), error="invalid_token",
+                                  description="Token rejected: expired")
 
     async def _challenge(self, send: Send, status: int, **kwargs: Any) -> None:
         status, headers, body = challenge.response(status, resource_metadata=self.resource_metadata_url, **kwargs)
@@ -99,8 +146,8 @@ class ScopeGate:
         await send({"type": "http.response.body", "body": body})
 
 
-async def _buffer(receive: Receive) -> tuple[bytes | None, Receive]:
-    """Read the request body (up to MAX_INSPECTED_BODY) and return a receive that replays it."""
+async def _buffer(receive: Receive, limit: int) -> tuple[bytes | None, Receive]:
+    """Read the request body (up to `limit` bytes) and return a receive that replays it."""
     messages: list[Message] = []
     size = 0
     complete = False
@@ -111,7 +158,7 @@ async def _buffer(receive: Receive) -> tuple[bytes | None, Receive]:
             break
         size += len(message.get("body", b""))
         complete = not message.get("more_body", False)
-        if size > MAX_INSPECTED_BODY:
+        if size > limit:
             break
 
     pending = list(messages)
@@ -122,4 +169,4 @@ async def _buffer(receive: Receive) -> tuple[bytes | None, Receive]:
         return await receive()
 
     body = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.request")
-    return (body if complete and size <= MAX_INSPECTED_BODY else None), replay
+    return (body if complete and size <= limit else None), replay

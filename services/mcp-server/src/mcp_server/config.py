@@ -11,6 +11,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .scopes import ScopePolicy
 
+DEFAULT_PORTS = {"https": 443, "http": 80}
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="MCP_", frozen=True)
@@ -31,11 +33,15 @@ class Settings(BaseSettings):
     algorithms: list[str] = Field(default_factory=lambda: ["RS256"])
     leeway_seconds: int = 10
     max_token_bytes: int = 8192
+    # Largest request body the scope gate reads (and so the largest the server accepts): 413 above.
+    max_body_bytes: int = 1024 * 1024
     # An unknown `kid` triggers at most one JWKS refresh per this interval.
     jwks_min_refresh_seconds: float = 30.0
     # Cached keys are refreshed in the background of a request after this age; if the
     # refresh fails (Keycloak down) the cached keys keep working.
     jwks_max_age_seconds: float = 3600.0
+    # How long a token with an unknown `kid` may wait for the refresh it triggers (known kids never wait).
+    jwks_unknown_kid_wait_seconds: float = 3.0
     # Proxies whose X-Forwarded-* headers are believed (the Caddy front's address).
     trusted_proxies: str = "127.0.0.1"
     host: str = "0.0.0.0"
@@ -47,14 +53,22 @@ class Settings(BaseSettings):
         return ScopePolicy(tools_scope=self.tools_scope, admin_scope=self.admin_scope)
 
     @cached_property
-    def public_host(self) -> str:
-        """host[:port] of the resource URL, for Host/Origin checks (RS20)."""
-        return urlsplit(self.resource_url).netloc
+    def public_hosts(self) -> list[str]:
+        """Host header values naming this server (RS20): with and without the default port,
+        which are the same origin (RFC 9110 §4.2.3)."""
+        parts = urlsplit(self.resource_url)
+        host = parts.hostname or ""
+        if ":" in host:
+            host = f"[{host}]"
+        port = parts.port or DEFAULT_PORTS[parts.scheme]
+        if port == DEFAULT_PORTS[parts.scheme]:
+            return [host, f"{host}:{port}"]
+        return [f"{host}:{port}"]
 
     @cached_property
-    def public_origin(self) -> str:
-        parts = urlsplit(self.resource_url)
-        return f"{parts.scheme}://{parts.netloc}"
+    def public_origins(self) -> list[str]:
+        scheme = urlsplit(self.resource_url).scheme
+        return [f"{scheme}://{h}" for h in self.public_hosts]
 
     @cached_property
     def mcp_path(self) -> str:

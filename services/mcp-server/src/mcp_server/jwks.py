@@ -1,12 +1,17 @@
 """The authorization server's signing keys, cached.
 
-Never a JWKS fetch per request: keys are fetched once (at startup if the AS answers), served
-from memory, refreshed when they are older than `max_age`, and an unknown `kid` (key rotation)
-triggers at most one refresh per `min_refresh` seconds so that a stream of forged kids cannot
-turn the server into a JWKS-fetching amplifier. If a refresh fails, the keys already cached
-keep working (the AS being down must not take the resource server down with it), and the next
-attempt waits only `retry_after_failure` seconds (a server that started before the AS was up
-must not refuse every token for a whole refresh interval).
+Never a JWKS fetch per request, and never a request waiting on the network for a key it has:
+keys are fetched once (at startup if the AS answers) and served from memory. When they are older
+than `max_age`, the request that notices starts one refresh in the background and is answered
+with the cached key at once — even if the AS hangs. Only a token with an unknown `kid` (a key
+rotation) waits for a refresh, and at most `unknown_kid_wait` seconds.
+
+Refreshes are single-flight and rate-limited: after a success the next one may start
+`min_refresh` seconds later (a stream of forged kids cannot turn the server into a JWKS-fetching
+amplifier); after a failure, `retry_after_failure` seconds after the failed attempt *ended* (a
+server that started before the AS was up must not refuse every token for a whole interval, and a
+hanging AS is not asked again the moment it times out). If a refresh fails, the cached keys keep
+working: the AS being down must not take the resource server down with it.
 """
 
 from __future__ import annotations
@@ -14,11 +19,13 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 
 import anyio
 import httpx2
 import jwt
+from anyio.abc import TaskGroup
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +45,7 @@ class JWKSCache:
         min_refresh: float,
         max_age: float,
         retry_after_failure: float = 2.0,
+        unknown_kid_wait: float = 3.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._http = http
@@ -47,12 +55,13 @@ class JWKSCache:
         self._min_refresh = min_refresh
         self._max_age = max_age
         self._retry_after_failure = retry_after_failure
+        self._unknown_kid_wait = unknown_kid_wait
         self._clock = clock
         self._keys: dict[str, jwt.PyJWK] = {}
         self._fetched_at: float | None = None
-        self._attempted_at: float | None = None
-        self._last_attempt_failed = False
-        self._lock = anyio.Lock()
+        self._next_attempt_at = float("-inf")
+        self._refreshing: anyio.Event | None = None
+        self._tasks: TaskGroup | None = None
         self.fetches = 0
         # Bumped whenever the set of keys changes; caches of verified tokens key on it.
         self.generation = 0
@@ -62,10 +71,30 @@ class JWKSCache:
     def kids(self) -> frozenset[str]:
         return frozenset(self._keys)
 
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[JWKSCache]:
+        """The task group background refreshes run in (the server's lifespan). Outside it (scripts,
+        tests) a refresh runs inline in the request that needs it."""
+        async with anyio.create_task_group() as tasks:
+            self._tasks = tasks
+            try:
+                yield self
+            finally:
+                self._tasks = None
+                tasks.cancel_scope.cancel()
+
     async def get(self, kid: str) -> jwt.PyJWK:
-        if kid in self._keys and not self._stale():
-            return self._keys[kid]
-        await self._refresh_if_allowed()
+        key = self._keys.get(kid)
+        if key is not None:
+            if self._stale() and self._tasks is not None:
+                self._start_refresh()  # in the background; this request does not wait
+            return key
+        refreshing = self._start_refresh()
+        if refreshing is not None and self._tasks is None:
+            await self._refresh()  # outside a server (scripts, tests): inline
+        elif refreshing is not None:
+            with anyio.move_on_after(self._unknown_kid_wait):
+                await refreshing.wait()
         try:
             return self._keys[kid]
         except KeyError:
@@ -73,29 +102,43 @@ class JWKSCache:
 
     async def warm(self) -> None:
         """Fetch the keys once at startup; failure is logged, not fatal."""
-        await self._refresh_if_allowed()
+        refreshing = self._start_refresh()
+        if refreshing is not None and self._tasks is None:
+            await self._refresh()
+        elif refreshing is not None:
+            await refreshing.wait()
 
     def _stale(self) -> bool:
         return self._fetched_at is None or self._clock() - self._fetched_at > self._max_age
 
-    async def _refresh_if_allowed(self) -> None:
-        async with self._lock:
-            now = self._clock()
-            wait = self._retry_after_failure if self._last_attempt_failed else self._min_refresh
-            if self._attempted_at is not None and now - self._attempted_at < wait:
-                return  # someone refreshed (or tried) just now
-            self._attempted_at = now
-            try:
-                keys, fingerprint = await self._fetch()
-                if fingerprint != self._fingerprint:
-                    self.generation += 1
-                    self._fingerprint = fingerprint
-                self._keys = keys
-                self._fetched_at = now
-                self._last_attempt_failed = False
-            except Exception as exc:  # keep the cached keys whatever went wrong
-                self._last_attempt_failed = True
-                log.warning("jwks refresh failed, keeping %d cached keys: %s", len(self._keys), exc)
+    def _start_refresh(self) -> anyio.Event | None:
+        """The refresh in flight, or a new one if the rate limit allows; None if neither."""
+        if self._refreshing is not None:
+            return self._refreshing
+        if self._clock() < self._next_attempt_at:
+            return None
+        self._refreshing = anyio.Event()
+        if self._tasks is not None:
+            self._tasks.start_soon(self._refresh)
+        return self._refreshing
+
+    async def _refresh(self) -> None:
+        try:
+            keys, fingerprint = await self._fetch()
+            if fingerprint != self._fingerprint:
+                self.generation += 1
+                self._fingerprint = fingerprint
+            self._keys = keys
+            self._fetched_at = self._clock()
+            self._next_attempt_at = self._fetched_at + self._min_refresh
+        except Exception as exc:  # keep the cached keys whatever went wrong
+            # Counted from the end of the failed attempt, not its start.
+            self._next_attempt_at = self._clock() + self._retry_after_failure
+            log.warning("jwks refresh failed, keeping %d cached keys: %s", len(self._keys), exc)
+        finally:
+            refreshing, self._refreshing = self._refreshing, None
+            if refreshing is not None:
+                refreshing.set()
 
     async def _discover_jwks_url(self) -> str:
         # RFC 8414 §3: path-inserted well-known URL; §3.3: the issuer in it must match exactly.

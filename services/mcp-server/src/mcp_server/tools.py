@@ -1,4 +1,4 @@
-"""The tools this server offers, each with the scopes it needs (see scopes.requires).
+"""The tools this server offers; `register` declares the scopes each needs (scopes.ToolTable).
 
 | tool           | scopes needed (default names) |
 |----------------|-------------------------------|
@@ -25,7 +25,6 @@ STARTED = time.time()
 CALLS: Counter[str] = Counter()
 
 
-@scopes.requires()
 def get_time(timezone: str = "UTC") -> str:
     """Current time as ISO 8601 in the given IANA timezone (default UTC)."""
     CALLS["get_time"] += 1
@@ -36,7 +35,6 @@ def get_time(timezone: str = "UTC") -> str:
     return datetime.now(zone).isoformat(timespec="seconds")
 
 
-@scopes.requires()
 def whoami() -> dict[str, Any]:
     """Who this server thinks is calling: the validated token's subject, client, scopes, audience."""
     CALLS["whoami"] += 1
@@ -58,13 +56,15 @@ def whoami() -> dict[str, Any]:
     }
 
 
-@scopes.requires(scopes.ADMIN)
 def server_stats() -> dict[str, Any]:
     """Privileged: uptime and tool-call counts of this replica. Needs mcp:admin."""
     CALLS["server_stats"] += 1
     return {"uptime_seconds": round(time.time() - STARTED, 1), "tool_calls": dict(CALLS)}
 
 
-def register(server: MCPServer) -> None:
-    for fn in (get_time, whoami, server_stats):
-        server.add_tool(fn)
+def register(server: MCPServer) -> scopes.ToolTable:
+    table = scopes.ToolTable(server)
+    table.add(get_time, name="get_time")
+    table.add(whoami, name="whoami")
+    table.add(server_stats, name="server_stats", roles=[scopes.ADMIN])
+    return table

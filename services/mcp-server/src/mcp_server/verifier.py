@@ -54,7 +54,7 @@ class AccessTokenVerifier(TokenVerifier):
         if forbidden:
             raise ValueError(f"refusing to accept tokens signed with {sorted(forbidden)}")
         self._settings = settings
-        self._keys = keys
+        self.keys = keys
         self._algorithms = list(settings.algorithms)
         self._clock = clock
         # digest of the token -> (keys generation, result). Only successes are cached; expiry is
@@ -86,14 +86,14 @@ class AccessTokenVerifier(TokenVerifier):
             raise TokenRejected(f"token larger than {s.max_token_bytes} bytes")
         digest = hashlib.sha256(token.encode()).digest()
         hit = self._verified.get(digest)
-        if hit is not None and hit[0] == self._keys.generation:
+        if hit is not None and hit[0] == self.keys.generation:
             if hit[1].claims["exp"] + s.leeway_seconds <= self._clock():
                 del self._verified[digest]
                 raise TokenRejected("expired")
             self._verified.move_to_end(digest)
             return hit[1]
         verified = await self._verify_uncached(token)
-        self._verified[digest] = (self._keys.generation, verified)
+        self._verified[digest] = (self.keys.generation, verified)
         if len(self._verified) > CACHE_SIZE:
             self._verified.popitem(last=False)
         return verified
@@ -116,7 +116,7 @@ class AccessTokenVerifier(TokenVerifier):
         if not isinstance(kid, str):
             raise TokenRejected("no kid in header")
         try:
-            key = await self._keys.get(kid)
+            key = await self.keys.get(kid)
         except UnknownKey:
             raise TokenRejected("signing key unknown to the authorization server") from None
 
