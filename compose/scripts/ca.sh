@@ -1,14 +1,24 @@
 #!/usr/bin/env bash
 # One local root CA per checkout (made on first run, kept in .local/ca, removed by make clean)
-# and one server certificate for every public name. The CA is name-constrained to
-# *.localhost, so even a leaked CA key cannot mint certificates for real domains.
+# and one server certificate for every public name. The CA is name-constrained to localhost and
+# its subdomains, and excludes every IPv4 and IPv6 address, so even a leaked CA key cannot mint a
+# certificate a client would accept for a real domain or for any IP-addressed site.
 source "$(dirname "$0")/lib.sh"
 
-DIR="${STATE}/ca"
+DIR="${CA_DIR:-${STATE}/ca}"
+CONSTRAINTS="critical,permitted;DNS:localhost,excluded;IP:0.0.0.0/0.0.0.0,excluded;IP:::/::"
 NAMES=(auth.localhost mcp.localhost cimd.localhost)
 mkdir -p "$DIR"; chmod 700 "$DIR"
 command -v openssl >/dev/null || die "openssl is needed to create the local CA; install it and retry."
 
+constrained() { # the CA carries the IP exclusions (CAs made before they existed do not)
+  openssl x509 -in "$DIR/ca.pem" -noout -ext nameConstraints 2>/dev/null | grep -q 'Excluded'
+}
+if [ -s "$DIR/ca.pem" ] && ! constrained; then
+  step "Replacing the local CA: it predates the IP-address exclusions (trust the new .local/ca/ca.pem again;"
+  note "a sandbox already running keeps the old one until 'make down && make up')"
+  rm -f "$DIR/ca.pem" "$DIR/ca.key"
+fi
 if [ ! -s "$DIR/ca.pem" ] || [ ! -s "$DIR/ca.key" ]; then
   step "Creating this checkout's local root CA (.local/ca/ca.pem)"
   id="$(od -An -N4 -tx1 /dev/urandom | tr -d ' \n')"
@@ -18,7 +28,7 @@ if [ ! -s "$DIR/ca.pem" ] || [ ! -s "$DIR/ca.key" ]; then
     -subj "/O=MCP auth sandbox/CN=MCP sandbox local CA ${id}" \
     -addext "basicConstraints=critical,CA:TRUE,pathlen:0" \
     -addext "keyUsage=critical,keyCertSign,cRLSign" \
-    -addext "nameConstraints=critical,permitted;DNS:localhost" 2>/dev/null
+    -addext "nameConstraints=${CONSTRAINTS}" 2>/dev/null
   rm -f "$DIR/tls.pem"
 fi
 
