@@ -6,28 +6,10 @@ from __future__ import annotations
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from mcp_agent.assertion import KeyFile, client_assertion, form_fields
+from mcp_agent.assertion import KeyFile
 
 from tests.support.stack import Stack
-
-CLIENT_ID = "mcp-machine-agent"
-
-
-def request_token(stack: Stack, *, realm: str = "mcp", key_id: str | None = None, pem: bytes | None = None,
-                  scope: str | None = "mcp:tools", client_id: str = CLIENT_ID):
-    current_kid, current_pem = KeyFile(stack.key_dir("machine")).current()
-    assertion = client_assertion(
-        client_id=client_id,
-        audience=stack.token_endpoint(realm),
-        key_id=key_id or current_kid,
-        private_key_pem=pem or current_pem,
-    )
-    with stack.client() as client:
-        return client.post(
-            stack.token_endpoint(realm),
-            data={"grant_type": "client_credentials", **({"scope": scope} if scope else {}), **form_fields(assertion)},
-        )
-
+from tests.support.tokens import CLIENT_ID, request_token
 
 def test_machine_client_gets_an_audience_bound_token(stack: Stack):
     response = request_token(stack)

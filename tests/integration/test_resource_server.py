@@ -12,16 +12,10 @@ from mcp.client.streamable_http import streamable_http_client
 from testcontainers.compose import DockerCompose
 
 from tests.support.stack import Stack
+from tests.support.tokens import request_token, token
 
-from .test_client_credentials import request_token
 
 LEEWAY_SECONDS = 10  # MCP_LEEWAY_SECONDS default
-
-
-def token(stack: Stack, **kwargs) -> str:
-    response = request_token(stack, **kwargs)
-    assert response.status_code == 200, response.text
-    return response.json()["access_token"]
 
 
 def rpc(stack: Stack, access_token: str | None, method: str, params: dict | None = None, version: str = "2025-11-25"):

@@ -19,6 +19,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from playwright.async_api import Browser, Page, async_playwright
 
+from tests.support.secrets import remember
+
 CHROMIUM = "/usr/bin/chromium"
 # Flags for a closed network (environment.md): no background requests, no QUIC, no sandbox as root.
 FLAGS = [
@@ -87,6 +89,7 @@ class KeycloakBrowser:
             self.consents += 1
             await page.click("#kc-login" if consent else "#kc-cancel")
         await page.wait_for_url("http://127.0.0.1:*/callback*")
+        remember(self.user.password, dict(parse_qsl(urlsplit(page.url).query)).get("code"))
 
     async def _forge(self, cdp, event: dict) -> None:
         # An attacker's authorization response: e.g. another issuer (mix-up) or another state (CSRF).

@@ -1,0 +1,70 @@
+"""The authorization-code flow without a browser: Keycloak's login and consent forms posted
+with httpx2, for tests that need a code (and its traces in the logs) but no JavaScript."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import html
+import re
+import secrets
+from dataclasses import dataclass
+from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit
+
+import httpx2
+
+from tests.support.secrets import remember
+from tests.support.stack import Stack
+
+CALLBACK = "http://127.0.0.1:8976/callback"
+FORM_ACTION = re.compile(r'<form[^>]*action="([^"]+)"')
+
+
+@dataclass
+class Authorization:
+    code: str
+    verifier: str
+    redirect_uri: str
+    client_id: str
+
+
+def form_action(page: httpx2.Response) -> str:
+    match = FORM_ACTION.search(page.text)
+    assert match, f"no form on the page ({page.status_code}): {page.text[:300]}"
+    return urljoin(str(page.url), html.unescape(match.group(1)))
+
+
+def authorize(http: httpx2.Client, stack: Stack, username: str, password: str, *, client_id: str = "mcp-agent",
+              scope: str = "openid mcp:tools offline_access") -> Authorization:
+    """Log in and consent; return the code from the redirect (Keycloak's 302 Location)."""
+    verifier = secrets.token_urlsafe(48)
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    query = {"client_id": client_id, "redirect_uri": CALLBACK, "response_type": "code", "scope": scope,
+             "state": secrets.token_urlsafe(16), "code_challenge": challenge, "code_challenge_method": "S256",
+             "resource": stack.resource_url}
+    page = http.get(f"{stack.issuer}/protocol/openid-connect/auth?{urlencode(query)}")
+    response = http.post(form_action(page), data={"username": username, "password": password})
+    remember(password, verifier)
+    for _ in range(5):  # Keycloak's own redirects (required actions), then the consent page
+        if response.status_code == 302 and response.headers["location"].startswith(CALLBACK):
+            break
+        if response.status_code == 302:
+            response = http.get(response.headers["location"])
+        else:
+            assert response.status_code == 200 and 'name="accept"' in response.text, response.text[:500]
+            response = http.post(form_action(response), data={"accept": "Yes"})
+    location = response.headers["location"]
+    assert location.startswith(CALLBACK), location
+    code = dict(parse_qsl(urlsplit(location).query))["code"]
+    remember(code)
+    return Authorization(code=code, verifier=verifier, redirect_uri=CALLBACK, client_id=client_id)
+
+
+def exchange(http: httpx2.Client, stack: Stack, grant: Authorization) -> dict:
+    response = http.post(stack.token_endpoint(), data={
+        "grant_type": "authorization_code", "code": grant.code, "redirect_uri": grant.redirect_uri,
+        "client_id": grant.client_id, "code_verifier": grant.verifier, "resource": stack.resource_url})
+    assert response.status_code == 200, response.text
+    tokens = response.json()
+    remember(tokens.get("access_token"), tokens.get("refresh_token"), tokens.get("id_token"))
+    return tokens

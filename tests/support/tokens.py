@@ -1,0 +1,36 @@
+"""Tokens from the real Keycloak for tests: the pre-registered machine client, client
+credentials with a private_key_jwt assertion (RFC 7523) signed with its current key."""
+
+from __future__ import annotations
+
+import httpx2
+from mcp_agent.assertion import KeyFile, client_assertion, form_fields
+
+from tests.support.secrets import remember
+from tests.support.stack import Stack
+
+CLIENT_ID = "mcp-machine-agent"
+
+
+def request_token(stack: Stack, *, realm: str = "mcp", key_id: str | None = None, pem: bytes | None = None,
+                  scope: str | None = "mcp:tools", client_id: str = CLIENT_ID) -> httpx2.Response:
+    current_kid, current_pem = KeyFile(stack.key_dir("machine")).current()
+    assertion = client_assertion(
+        client_id=client_id,
+        audience=stack.token_endpoint(realm),
+        key_id=key_id or current_kid,
+        private_key_pem=pem or current_pem,
+    )
+    with stack.client() as client:
+        response = client.post(
+            stack.token_endpoint(realm),
+            data={"grant_type": "client_credentials", **({"scope": scope} if scope else {}), **form_fields(assertion)},
+        )
+    remember(assertion, response.json().get("access_token") if response.status_code == 200 else None)
+    return response
+
+
+def token(stack: Stack, **kwargs) -> str:
+    response = request_token(stack, **kwargs)
+    assert response.status_code == 200, response.text
+    return response.json()["access_token"]
