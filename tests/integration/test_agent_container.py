@@ -23,7 +23,8 @@ async def test_make_agent_logs_in_with_the_browser_on_the_host(stack: Stack, com
     base = [*compose.docker_compose_command(), "--profile", "agent"]
     # What `make agent` does, with the build done first so stdout carries only the agent's JSON.
     subprocess.run([*base, "build", "agent"], cwd=compose.context, check=True, capture_output=True, timeout=900)
-    command = [*base, "run", "--rm", "--service-ports", "agent"]
+    name = f"{stack.env['COMPOSE_PROJECT_NAME']}-agent-test"
+    command = [*base, "run", "--rm", "--service-ports", "--name", name, "agent"]
     subprocess.run([*command, "logout"], cwd=compose.context, check=True, capture_output=True, timeout=120)
     agent = subprocess.Popen([*command, "--json", "login"], cwd=compose.context, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
@@ -40,6 +41,8 @@ async def test_make_agent_logs_in_with_the_browser_on_the_host(stack: Stack, com
         out, err = agent.communicate(timeout=120)
     finally:
         agent.kill()
+        # Killing the compose CLI leaves its container (and the published port) behind.
+        subprocess.run(["docker", "rm", "-f", name], capture_output=True)
     assert agent.returncode == 0, err
     result = json.loads(out)
     assert result["registration"] == "cimd"
