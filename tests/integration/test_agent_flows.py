@@ -218,6 +218,7 @@ def extra_document(stack: Stack):
         path.unlink(missing_ok=True)
 
 
+@pytest.mark.security
 def test_redirect_uri_not_in_the_document_is_refused(stack: Stack):
     """AS5/AS14: the request's redirect_uri must be one of the document's redirect_uris."""
     page = refused(stack, authorize_url(stack, f"{stack.cimd_origin}/agents/demo/metadata.json",
@@ -225,6 +226,7 @@ def test_redirect_uri_not_in_the_document_is_refused(stack: Stack):
     assert "redirect" in page.lower()
 
 
+@pytest.mark.security
 def test_client_id_on_an_untrusted_host_is_refused(stack: Stack):
     """Only https client_ids on the trusted CIMD host are resolved as metadata documents."""
     page = refused(stack, authorize_url(stack, "https://untrusted.localhost/agents/demo/metadata.json",
@@ -232,6 +234,7 @@ def test_client_id_on_an_untrusted_host_is_refused(stack: Stack):
     assert "client" in page.lower()
 
 
+@pytest.mark.security
 def test_document_whose_client_id_differs_from_its_url_is_refused(stack: Stack, extra_document):
     """CIMD -02: the document's client_id must equal the URL it was fetched from."""
     url = extra_document("mismatched-client-id.json", {
@@ -243,6 +246,7 @@ def test_document_whose_client_id_differs_from_its_url_is_refused(stack: Stack, 
     assert "client" in page.lower()
 
 
+@pytest.mark.security
 async def test_authorization_response_with_a_wrong_iss_is_refused(stack: Stack, tmp_path: Path):
     """RFC 9207 (C23-C25): a response claiming another issuer is not exchanged for a token."""
     settings = settings_for(stack, tmp_path)
@@ -259,6 +263,7 @@ async def test_authorization_response_with_a_wrong_iss_is_refused(stack: Stack, 
     assert await FileTokenStorage(tmp_path, settings.server_url).get_tokens() is None
 
 
+@pytest.mark.security
 async def test_authorization_response_with_a_wrong_state_is_refused(stack: Stack, tmp_path: Path):
     """C26: the state the agent sent must come back unchanged (CSRF)."""
     settings = settings_for(stack, tmp_path)
@@ -273,6 +278,7 @@ async def test_authorization_response_with_a_wrong_state_is_refused(stack: Stack
     assert await FileTokenStorage(tmp_path, settings.server_url).get_tokens() is None
 
 
+@pytest.mark.security
 @pytest.mark.parametrize("challenge", [None, "plain"])
 def test_pkce_s256_is_required_even_for_cimd_clients(stack: Stack, challenge: str | None):
     """C18-C20 / OAuth 2.1: the realm's PKCE policy applies to CIMD clients (keycloak#52795)."""
@@ -297,6 +303,7 @@ def test_pkce_s256_is_required_even_for_cimd_clients(stack: Stack, challenge: st
         assert response.status_code == 400
 
 
+@pytest.mark.security
 async def test_consent_denied_is_a_clear_error_and_no_token(stack: Stack, tmp_path: Path):
     settings = settings_for(stack, tmp_path)
     async with chromium(stack.ca_file, user(stack)) as browser:

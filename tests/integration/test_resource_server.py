@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import subprocess
-import time
 
-import jwt
 import pytest
 from mcp.client import Client
 from mcp.client.streamable_http import streamable_http_client
@@ -14,8 +12,6 @@ from testcontainers.compose import DockerCompose
 from tests.support.stack import Stack
 from tests.support.tokens import request_token, token
 
-
-LEEWAY_SECONDS = 10  # MCP_LEEWAY_SECONDS default
 
 
 def rpc(stack: Stack, access_token: str | None, method: str, params: dict | None = None, version: str = "2025-11-25"):
@@ -48,35 +44,6 @@ async def test_sdk_client_calls_get_time_and_whoami_with_a_keycloak_token(stack:
     assert info["client_id"] == "mcp-machine-agent"
     assert info["issuer"] == stack.issuer
     assert stack.resource_url in info["audience"]
-
-
-def test_token_without_the_audience_scope_is_401(stack: Stack):
-    """RS9/RS12: no mcp:tools scope -> no audience mapper -> aud lacks the MCP server."""
-    access_token = token(stack, scope=None)
-    assert stack.resource_url not in str(jwt.decode(access_token, options={"verify_signature": False}).get("aud"))
-    response = rpc(stack, access_token, "tools/list")
-    assert response.status_code == 401
-    assert "aud" in response.json()["error_description"]
-
-
-def test_token_from_another_realm_is_401(stack: Stack):
-    """Same client, same key, audience mapper to this server — but another issuer."""
-    access_token = token(stack, realm="other")
-    claims = jwt.decode(access_token, options={"verify_signature": False})
-    assert stack.resource_url in (claims["aud"] if isinstance(claims["aud"], list) else [claims["aud"]])
-    response = rpc(stack, access_token, "tools/list")
-    assert response.status_code == 401
-    assert response.headers["www-authenticate"].startswith('Bearer error="invalid_token"')
-
-
-def test_expired_token_is_401(stack: Stack):
-    """RS10. The short-lived client's tokens live 1 s; wait out that second plus the leeway."""
-    access_token = token(stack, client_id="mcp-machine-agent-short-lived")
-    expires = jwt.decode(access_token, options={"verify_signature": False})["exp"]
-    time.sleep(max(0.0, expires + LEEWAY_SECONDS + 1 - time.time()))
-    response = rpc(stack, access_token, "tools/list")
-    assert response.status_code == 401
-    assert "expired" in response.json()["error_description"]
 
 
 def test_privileged_tool_without_its_scope_gets_the_403_step_up_challenge(stack: Stack):

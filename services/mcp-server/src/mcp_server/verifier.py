@@ -87,7 +87,7 @@ class AccessTokenVerifier(TokenVerifier):
         digest = hashlib.sha256(token.encode()).digest()
         hit = self._verified.get(digest)
         if hit is not None and hit[0] == self.keys.generation:
-            if hit[1].claims["exp"] + s.leeway_seconds <= self._clock():
+            if hit[1].claims["exp"] <= self._clock():
                 del self._verified[digest]
                 raise TokenRejected("expired")
             self._verified.move_to_end(digest)
@@ -147,8 +147,10 @@ class AccessTokenVerifier(TokenVerifier):
         except jwt.InvalidTokenError as exc:
             raise TokenRejected(f"invalid token: {type(exc).__name__}") from None
 
-        if claims["iat"] > time.time() + s.leeway_seconds:
-            raise TokenRejected("issued in the future")
+        # RFC 7519 §4.1.4: exp is exact — the leeway is for nbf/iat skew only, and the SDK's bearer
+        # check (which ends streams, see authorization.py) stops accepting the token at exp too.
+        if claims["exp"] <= self._clock():
+            raise TokenRejected("expired")
         # Keycloak marks ID tokens typ=ID and refresh tokens typ=Refresh; only access tokens pass.
         if claims.get("typ", ACCESS_TOKEN_TYP_CLAIM) != ACCESS_TOKEN_TYP_CLAIM:
             raise TokenRejected(f"token typ {claims.get('typ')!r} is not an access token")
