@@ -21,15 +21,17 @@ from testcontainers.compose import DockerCompose
 
 from tests.support import egress
 from tests.support.cimd import CALLBACK, Publisher, authorize_url, document, publisher
+from tests.support.keycloak import delete_clients
 from tests.support.stack import Stack
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
 
 @pytest.fixture
-def docs(stack: Stack):
+def docs(stack: Stack, compose: DockerCompose):
     with publisher(stack) as pub:
         yield pub
+        delete_clients(compose, stack, pub.prefix)
 
 
 def assertion_for(stack: Stack, client_id: str) -> str:

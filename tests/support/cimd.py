@@ -48,8 +48,13 @@ class Publisher:
         self.stack = stack
         self.run = run
 
+    @property
+    def prefix(self) -> str:
+        """Every URL this publisher serves starts with it (and so every client Keycloak made of them)."""
+        return f"{self.stack.cimd_origin}/security/{self.run}/"
+
     def url(self, name: str) -> str:
-        return f"{self.stack.cimd_origin}/security/{self.run}/{name}.json"
+        return f"{self.prefix}{name}.json"
 
     def publish(self, name: str, body: dict[str, object]) -> str:
         path = STATE / "cimd-public" / "security" / self.run / f"{name}.json"

@@ -25,3 +25,14 @@ def kcadm(compose: DockerCompose, stack: Stack, *args: str) -> str:
 
 def kcadm_json(compose: DockerCompose, stack: Stack, *args: str):
     return json.loads(kcadm(compose, stack, *args))
+
+
+def delete_clients(compose: DockerCompose, stack: Stack, prefix: str, realm: str = "mcp") -> int:
+    """Remove the clients a test created (CIMD clients are named by their URL), so the suite
+    leaves a developer's sandbox as it found it."""
+    found = kcadm_json(compose, stack, "get", "clients", "-r", realm, "-q", f"clientId={prefix}", "-q", "search=true",
+                       "--fields", "id,clientId")
+    doomed = [c for c in found if c["clientId"].startswith(prefix)]
+    for client in doomed:
+        kcadm(compose, stack, "delete", f"clients/{client['id']}", "-r", realm)
+    return len(doomed)
