@@ -75,13 +75,18 @@ def serve_mcp(variant: str, port: int, jwks_url: str) -> None:
     import logging
 
     import uvicorn
-    from mcp_server.app import create_app
+    from mcp.server import MCPServer
+    from mcp_server import tools
+    from mcp_server.app import INSTRUCTIONS, create_app, transport_app
     from mcp_server.config import Settings
 
     logging.disable(logging.INFO)  # the access log would dominate the measurement
     settings = Settings(issuer=ISSUER, resource_url=f"http://127.0.0.1:{port}/mcp", jwks_url=jwks_url)
     if variant == "no-auth":
-        app = create_app(settings, auth=False)
+        # The baseline: the same server and transport with no auth at all (not a production mode).
+        server = MCPServer(name="mcp-auth-sandbox", instructions=INSTRUCTIONS)
+        tools.register(server)
+        app = transport_app(server, settings)
     elif variant == "auth":
         app = create_app(settings)
     else:

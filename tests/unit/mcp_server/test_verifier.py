@@ -148,10 +148,6 @@ def test_symmetric_or_none_algorithms_cannot_be_configured():
         make_verifier(fake, settings)
 
 
-def test_there_are_at_least_fifteen_distinct_bad_tokens():
-    assert len(BAD_TOKENS) >= 15
-
-
 @pytest.mark.anyio
 async def test_a_cached_token_still_expires():
     fake, now = FakeAuthorizationServer(), [time.time()]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ssl
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import asynccontextmanager
 
 import httpx2
 from mcp.server import MCPServer
@@ -37,51 +37,9 @@ def http_client(settings: Settings) -> httpx2.AsyncClient:
     return httpx2.AsyncClient(verify=verify, timeout=10.0, follow_redirects=False)
 
 
-def create_app(
-    settings: Settings,
-    *,
-    verifier: AccessTokenVerifier | None = None,
-    auth: bool = True,
-) -> Starlette:
-    """Build the server. `auth=False` exists only for the benchmark's baseline."""
-    http = http_client(settings)
-    if auth and verifier is None:
-        keys = JWKSCache(
-            http,
-            issuer=settings.issuer,
-            jwks_url=settings.jwks_url,
-            algorithms=settings.algorithms,
-            min_refresh=settings.jwks_min_refresh_seconds,
-            max_age=settings.jwks_max_age_seconds,
-            unknown_kid_wait=settings.jwks_unknown_kid_wait_seconds,
-        )
-        verifier = AccessTokenVerifier(settings, keys)
-    keys = verifier.keys if auth and verifier is not None else None
-
-    server = MCPServer(
-        name="mcp-auth-sandbox",
-        instructions=INSTRUCTIONS,
-        token_verifier=verifier if auth else None,
-        auth=AuthSettings(
-            issuer_url=settings.issuer,
-            resource_server_url=settings.resource_url,
-            required_scopes=sorted(settings.scope_policy.base),
-            # RS9/RS12: the verifier requires `aud` to contain the resource URL; the SDK then checks
-            # again that the audience the verifier matched is this server (defence in depth).
-            validate_token_resource=True,
-        )
-        if auth
-        else None,
-    )
-    tool_table = tools.register(server)
-    policy = settings.scope_policy.with_tools(tool_table.roles)
-
-    @server.custom_route("/healthz", methods=["GET"])
-    async def healthz(_: Request) -> JSONResponse:
-        # Unauthenticated, for compose and load-balancer health checks. Says nothing secret.
-        return JSONResponse({"status": "ok", "signing_keys": len(keys.kids) if keys else None})
-
-    app = server.streamable_http_app(
+def transport_app(server: MCPServer, settings: Settings) -> Starlette:
+    """The SDK's streamable-HTTP app for `server`, as this project configures it."""
+    return server.streamable_http_app(
         streamable_http_path=settings.mcp_path,
         # Stateless: no session state, any replica behind a load balancer can answer (RS21).
         stateless_http=True,
@@ -94,17 +52,57 @@ def create_app(
         ),
         host=settings.host,
     )
-    if auth:
-        app.router.routes[0:0] = prm.routes(settings)
-        app.user_middleware.append(
-            Middleware(
-                ScopeGate,
-                mcp_path=settings.mcp_path,
-                resource_metadata_url=prm.metadata_url(settings),
-                policy=policy,
-                max_body_bytes=settings.max_body_bytes,
-            )
+
+
+def create_app(settings: Settings, *, verifier: AccessTokenVerifier | None = None) -> Starlette:
+    """Build the server: the SDK's MCPServer with its bearer auth, and this project's glue."""
+    http = http_client(settings)
+    if verifier is None:
+        keys = JWKSCache(
+            http,
+            issuer=settings.issuer,
+            jwks_url=settings.jwks_url,
+            algorithms=settings.algorithms,
+            min_refresh=settings.jwks_min_refresh_seconds,
+            max_age=settings.jwks_max_age_seconds,
+            unknown_kid_wait=settings.jwks_unknown_kid_wait_seconds,
         )
+        verifier = AccessTokenVerifier(settings, keys)
+    keys = verifier.keys
+
+    server = MCPServer(
+        name="mcp-auth-sandbox",
+        instructions=INSTRUCTIONS,
+        token_verifier=verifier,
+        auth=AuthSettings(
+            issuer_url=settings.issuer,
+            resource_server_url=settings.resource_url,
+            required_scopes=sorted(settings.scope_policy.base),
+            # RS9/RS12: the audience check is the verifier's (`aud` must contain the resource URL).
+            # The SDK's own check would compare the resource the verifier reports — the `aud`
+            # entry that matched, i.e. this URL — with this URL: configuration against itself.
+            validate_token_resource=False,
+        ),
+    )
+    tool_table = tools.register(server)
+    policy = settings.scope_policy.with_tools(tool_table.roles)
+
+    @server.custom_route("/healthz", methods=["GET"])
+    async def healthz(_: Request) -> JSONResponse:
+        # Unauthenticated, for compose and load-balancer health checks. Says nothing secret.
+        return JSONResponse({"status": "ok", "signing_keys": len(keys.kids)})
+
+    app = transport_app(server, settings)
+    app.router.routes[0:0] = prm.routes(settings)
+    app.user_middleware.append(
+        Middleware(
+            ScopeGate,
+            mcp_path=settings.mcp_path,
+            resource_metadata_url=prm.metadata_url(settings),
+            policy=policy,
+            max_body_bytes=settings.max_body_bytes,
+        )
+    )
     app.user_middleware.insert(0, Middleware(AccessLog))
 
     inner_lifespan = app.router.lifespan_context
@@ -112,10 +110,8 @@ def create_app(
     @asynccontextmanager
     async def lifespan(a: Starlette) -> AsyncIterator[None]:
         await tool_table.check()  # deny by default: no tool without a scope declaration
-        async with AsyncExitStack() as stack:
-            if keys is not None:
-                await stack.enter_async_context(keys.running())
-                await keys.warm()
+        async with keys.running():
+            await keys.warm()
             async with inner_lifespan(a):
                 yield
         await http.aclose()

@@ -39,7 +39,7 @@ def whoami() -> dict[str, Any]:
     """Who this server thinks is calling: the validated token's subject, client, scopes, audience."""
     CALLS["whoami"] += 1
     token = get_access_token()
-    if token is None:  # only when the server runs without auth (benchmarks)
+    if token is None:  # only in the benchmark's no-auth baseline
         return {"authenticated": False}
     claims = token.claims or {}
     audience = claims.get("aud")
