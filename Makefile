@@ -11,7 +11,7 @@ COMPOSE := docker compose --project-directory compose -f compose/compose.yaml
 UV = $(shell $(SCRIPTS)/ensure-uv.sh)
 PYTEST_ARGS ?=
 
-.PHONY: help up down clean logs ps test test-unit agent bench lock rotate-keys prepare docker images env ca keys port browser
+.PHONY: help up down clean logs ps test test-unit lint agent bench lock rotate-keys prepare docker images env ca keys port browser
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  \033[1mmake %-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -34,6 +34,11 @@ ps: ## Show the services and their health
 test: prepare browser ## Run the whole suite: unit tests, then the real stack via testcontainers
 	@$(UV) sync --frozen --quiet
 	@$(UV) run --frozen pytest $(PYTEST_ARGS)
+
+lint: ## Lint and type-check the Python code (ruff; mypy, strict for the MCP server)
+	@$(UV) sync --frozen --quiet
+	@$(UV) run --frozen ruff check .
+	@$(UV) run --frozen mypy
 
 test-unit: ## Only the unit tests (no Docker)
 	@$(UV) run --frozen pytest -m "not integration" $(PYTEST_ARGS)

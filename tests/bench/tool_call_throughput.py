@@ -19,7 +19,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import anyio
 import httpx2
@@ -27,15 +26,11 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from tests.support.net import free_port
+
 ISSUER = "https://auth.bench/realms/mcp"
 KID = "bench-key"
 VARIANTS = ("no-auth", "auth", "jwks-per-request")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # --- server processes ------------------------------------------------------------------------
@@ -76,6 +71,7 @@ def serve_mcp(variant: str, port: int, jwks_url: str) -> None:
 
     import uvicorn
     from mcp.server import MCPServer
+
     from mcp_server import tools
     from mcp_server.app import INSTRUCTIONS, create_app, transport_app
     from mcp_server.config import Settings

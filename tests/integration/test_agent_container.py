@@ -50,4 +50,5 @@ async def test_make_agent_logs_in_with_the_browser_on_the_host(stack: Stack, com
     assert {t["name"] for t in result["tools"]} == {"get_time", "whoami", "server_stats"}
     # The tokens live on the host, in the checkout, readable only by their owner.
     state = list((ROOT / ".local" / "agent-state").glob("*.json"))
-    assert state and all(oct(p.stat().st_mode & 0o777) == "0o600" for p in state)
+    assert state
+    assert all(oct(p.stat().st_mode & 0o777) == "0o600" for p in state)

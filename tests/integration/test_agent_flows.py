@@ -15,12 +15,12 @@ from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
+from testcontainers.compose import DockerCompose
+
 from mcp_agent.agent import connect
 from mcp_agent.config import AgentSettings
 from mcp_agent.storage import FileTokenStorage
 from mcp_agent.trace import Tracer
-from testcontainers.compose import DockerCompose
-
 from tests.support.browser import KeycloakBrowser, User, chromium
 from tests.support.keycloak import kcadm
 from tests.support.stack import ROOT, Stack
@@ -66,7 +66,8 @@ async def test_cimd_login_consent_and_tool_calls(stack: Stack, compose: DockerCo
             assert {t.name for t in (await client.list_tools()).tools} == {"get_time", "whoami", "server_stats"}
             assert not (await client.call_tool("get_time", {})).is_error
             result = {"login": login, "whoami": (await client.call_tool("whoami", {})).structured_content}
-    assert browser.logins == 1 and browser.consents == 1
+    assert browser.logins == 1
+    assert browser.consents == 1
     assert result["login"].registration == "cimd"
     # C21: the canonical MCP URL as `resource` in the authorization and the token request.
     (authorization_url,) = browser.authorization_urls
@@ -79,7 +80,11 @@ async def test_cimd_login_consent_and_tool_calls(stack: Stack, compose: DockerCo
     who = result["whoami"]
     assert who["client_id"] == settings.client_metadata_url
     assert who["audience"] == [stack.resource_url]
-    assert who["username"] is None or who["username"] == "alice"
+    # The document's `scope` replaces the default scopes with `basic`: no profile claims, but the
+    # subject is alice.
+    assert who["username"] is None
+    (alice,) = json.loads(kcadm(compose, stack, "get", "users", "-r", "mcp", "-q", "username=alice", "-q", "exact=true"))
+    assert who["subject"] == alice["id"]
     # Keycloak made a client out of the fetched document: confidential, keys from the JWKS URL.
     clients = json.loads(kcadm(compose, stack, "get", "clients", "-r", "mcp", "-q", f"clientId={settings.client_metadata_url}"))
     assert len(clients) == 1
@@ -252,7 +257,7 @@ async def test_authorization_response_with_a_wrong_iss_is_refused(stack: Stack, 
     settings = settings_for(stack, tmp_path)
     async with chromium(stack.ca_file, user(stack)) as browser:
         browser.rewrite_callback = {"iss": f"{stack.auth_origin}/realms/other"}
-        with pytest.raises(BaseException) as caught:
+        with pytest.raises(BaseException) as caught:  # noqa: PT011  (an anyio ExceptionGroup; the message is checked below)
             async with connect(settings, redirect=browser.open):
                 pass
     from mcp_agent.errors import explain
@@ -269,7 +274,7 @@ async def test_authorization_response_with_a_wrong_state_is_refused(stack: Stack
     settings = settings_for(stack, tmp_path)
     async with chromium(stack.ca_file, user(stack)) as browser:
         browser.rewrite_callback = {"state": "forged-state"}
-        with pytest.raises(BaseException) as caught:
+        with pytest.raises(BaseException) as caught:  # noqa: PT011  (an anyio ExceptionGroup; the message is checked below)
             async with connect(settings, redirect=browser.open):
                 pass
     from mcp_agent.errors import explain
@@ -311,7 +316,7 @@ async def test_consent_denied_is_a_clear_error_and_no_token(stack: Stack, tmp_pa
         async def deny(url: str) -> None:
             await browser.open(url, consent=False)
 
-        with pytest.raises(BaseException) as caught:
+        with pytest.raises(BaseException) as caught:  # noqa: PT011  (an anyio ExceptionGroup; the message is checked below)
             async with connect(settings, redirect=deny):
                 pass
     from mcp_agent.errors import explain

@@ -6,10 +6,11 @@ from __future__ import annotations
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from mcp_agent.assertion import KeyFile
 
+from mcp_agent.assertion import KeyFile
 from tests.support.stack import Stack
 from tests.support.tokens import CLIENT_ID, request_token
+
 
 def test_machine_client_gets_an_audience_bound_token(stack: Stack):
     response = request_token(stack)

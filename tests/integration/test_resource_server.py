@@ -10,8 +10,7 @@ from mcp.client.streamable_http import streamable_http_client
 from testcontainers.compose import DockerCompose
 
 from tests.support.stack import Stack
-from tests.support.tokens import request_token, token
-
+from tests.support.tokens import token
 
 
 def rpc(stack: Stack, access_token: str | None, method: str, params: dict | None = None, version: str = "2025-11-25"):

@@ -3,7 +3,6 @@ brute-force detection everywhere, no admin console, the port on loopback only.""
 
 from __future__ import annotations
 
-import json
 import secrets
 import subprocess
 
@@ -143,7 +142,7 @@ def test_repeated_wrong_passwords_lock_the_account(stack: Stack, compose: Docker
                 return http.post(form_action(page), data={"username": username, "password": guess})
 
         status_path = f"attack-detection/brute-force/users/{user['id']}"
-        for guesses in range(1, 11):
+        for guesses in range(1, 11):  # noqa: B007  (read after the loop: how many it took)
             assert attempt("wrong-" + secrets.token_hex(4)).status_code == 200  # the form again, with an error
             status = kcadm_json(compose, stack, "get", status_path, "-r", "mcp")
             if status["disabled"]:

@@ -110,7 +110,7 @@ def test_client_id_with_http_scheme_is_not_a_metadata_document(stack: Stack, com
     assert egress.settled(compose, since) == []
 
 
-@pytest.mark.parametrize("attack,client_id", [
+@pytest.mark.parametrize(("attack", "client_id"), [
     ("client_id_on_an_untrusted_host", "https://attacker.example/client.json"),
     ("client_id_on_the_loopback_address", "https://127.0.0.1/client.json"),
     ("client_id_on_the_ipv6_loopback", "https://[::1]/client.json"),
@@ -125,7 +125,7 @@ def test_client_id_outside_the_trusted_cimd_host_is_not_fetched(attack: str, cli
     assert egress.settled(compose, since) == []
 
 
-@pytest.mark.parametrize("attack,jwks_uri", [
+@pytest.mark.parametrize(("attack", "jwks_uri"), [
     ("jwks_uri_on_the_ipv6_loopback", "https://[::1]/jwks.json"),
     ("jwks_uri_on_the_metadata_address", "https://169.254.169.254/latest/meta-data/"),
     ("jwks_uri_on_an_internal_service_name", "https://keycloak:9000/metrics"),

@@ -71,7 +71,7 @@ def keycloak_public_pem(stack: Stack) -> bytes:
 
 
 def test_tampered_payload_granting_admin_is_refused(stack: Stack, real: str):
-    header, claims, signature = parts(real)
+    _header, claims, signature = parts(real)
     claims["scope"] = "mcp:tools mcp:admin"
     forged = ".".join([real.split(".")[0], b64(json.dumps(claims).encode()), signature])
     refused(rpc(stack, f"Bearer {forged}"), "signature")

@@ -7,7 +7,6 @@ HOME (Chromium on Linux reads $HOME/.pki/nssdb). No certificate error is ignored
 from __future__ import annotations
 
 import asyncio
-
 import shutil
 import subprocess
 import tempfile

@@ -34,7 +34,7 @@ def document(client_id: str, **fields: object) -> dict[str, object]:
 
 
 @contextmanager
-def publisher(stack: Stack) -> Iterator["Publisher"]:
+def publisher(stack: Stack) -> Iterator[Publisher]:
     run = secrets.token_hex(6)
     pub = Publisher(stack, run)
     try:

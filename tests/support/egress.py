@@ -8,7 +8,7 @@ import subprocess
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from testcontainers.compose import DockerCompose
 
@@ -23,7 +23,7 @@ class Decision:
 
 def now() -> datetime:
     """A marker: only decisions on requests that arrived after it are read."""
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _started(entry: dict) -> datetime:

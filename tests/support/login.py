@@ -51,7 +51,8 @@ def authorize(http: httpx2.Client, stack: Stack, username: str, password: str, *
         if response.status_code == 302:
             response = http.get(response.headers["location"])
         else:
-            assert response.status_code == 200 and 'name="accept"' in response.text, response.text[:500]
+            assert response.status_code == 200, response.text[:500]
+            assert 'name="accept"' in response.text, response.text[:500]
             response = http.post(form_action(response), data={"accept": "Yes"})
     location = response.headers["location"]
     assert location.startswith(CALLBACK), location

@@ -8,6 +8,7 @@ from functools import cached_property
 from pathlib import Path
 
 import httpx2
+
 from mcp_agent.localhost import async_transport, sync_transport
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -4,8 +4,8 @@ credentials with a private_key_jwt assertion (RFC 7523) signed with its current 
 from __future__ import annotations
 
 import httpx2
-from mcp_agent.assertion import KeyFile, client_assertion, form_fields
 
+from mcp_agent.assertion import KeyFile, client_assertion, form_fields
 from tests.support.secrets import remember
 from tests.support.stack import Stack
 

@@ -31,7 +31,7 @@ def leaf(ca: Path, tmp_path: Path, name: x509.GeneralName) -> Path:
     ca_cert = x509.load_pem_x509_certificate((ca / "ca.pem").read_bytes())
     ca_key = serialization.load_pem_private_key((ca / "ca.key").read_bytes(), password=None)
     key = ec.generate_private_key(ec.SECP256R1())
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     cert = (
         x509.CertificateBuilder()
         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "leaf")]))

@@ -32,6 +32,8 @@ class SigningKey:
 
     def public_jwk(self) -> dict[str, str]:
         key = serialization.load_pem_private_key(self.private_pem, password=None)
+        if not isinstance(key, ec.EllipticCurvePrivateKey):
+            raise ValueError(f"key {self.kid} is not an EC key")
         jwk = json.loads(ECAlgorithm.to_jwk(key.public_key()))
         return {**jwk, "kid": self.kid, "use": "sig", "alg": ALGORITHM}
 

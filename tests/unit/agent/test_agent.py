@@ -2,6 +2,7 @@
 
 import anyio
 import pytest
+
 from mcp_agent.agent import print_and_open
 
 

@@ -3,6 +3,7 @@
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+
 from mcp_agent.assertion import ASSERTION_TYPE, LIFETIME_SECONDS, client_assertion, form_fields
 
 

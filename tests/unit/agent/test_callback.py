@@ -7,9 +7,9 @@ import anyio
 import pytest
 from mcp.client.auth import OAuthFlowError
 from mcp.shared.auth import OAuthMetadata
-from mcp_agent.callback import AuthorizationDenied, CallbackListener
 
-from tests.unit.mcp_server.conftest import free_port
+from mcp_agent.callback import AuthorizationDenied, CallbackListener
+from tests.support.net import free_port
 
 METADATA = OAuthMetadata(
     issuer="https://auth.localhost/realms/mcp",

@@ -3,6 +3,7 @@
 import anyio
 import httpx2
 import pytest
+
 from mcp_agent import registration
 from mcp_agent.config import AgentSettings
 
@@ -28,7 +29,7 @@ def authorization_server(cimd: bool) -> httpx2.AsyncClient:
 
 
 @pytest.mark.parametrize(
-    "cimd,preregistered,expected",
+    ("cimd", "preregistered", "expected"),
     [
         (True, "mcp-agent", "cimd"),
         (False, "mcp-agent", "preregistered"),

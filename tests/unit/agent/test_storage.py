@@ -4,6 +4,7 @@ import stat
 
 import anyio
 from mcp.shared.auth import OAuthToken
+
 from mcp_agent.storage import FileTokenStorage
 
 

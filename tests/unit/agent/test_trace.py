@@ -4,6 +4,7 @@ import io
 
 import anyio
 import httpx2
+
 from mcp_agent.trace import Tracer, redact_tokens
 
 SECRET = "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJlLXNlY3JldA"
@@ -21,7 +22,8 @@ def test_codes_assertions_and_tokens_are_masked():
     anyio.run(tracer.on_request, request)
     printed = out.getvalue()
     assert SECRET not in printed
-    assert "abcdefghijklmnop" not in printed and "v" * 43 not in printed
+    assert "abcdefghijklmnop" not in printed
+    assert "v" * 43 not in printed
     assert "grant_type=authorization_code" in printed
 
 

@@ -3,6 +3,7 @@
 import json
 
 import pytest
+
 from cimd_host import cimd
 
 ORIGIN = "https://cimd.localhost"
@@ -20,18 +21,18 @@ def test_demo_document_is_valid_small_and_self_referencing():
 
 
 @pytest.mark.parametrize(
-    "url",
+    ("url", "reason"),
     [
-        "http://cimd.localhost/agents/demo/metadata.json",  # not https
-        "https://cimd.localhost/",  # no path
-        "https://cimd.localhost/agents/demo/metadata.json?v=1",  # query
-        "https://cimd.localhost/agents/demo/metadata.json#x",  # fragment
-        "https://user@cimd.localhost/agents/demo/metadata.json",  # userinfo
-        "https://cimd.localhost/agents/../demo/metadata.json",  # dot segment
+        ("http://cimd.localhost/agents/demo/metadata.json", "https URL"),
+        ("https://cimd.localhost/", "with a path"),
+        ("https://cimd.localhost/agents/demo/metadata.json?v=1", "no query"),
+        ("https://cimd.localhost/agents/demo/metadata.json#x", "no query, fragment"),
+        ("https://user@cimd.localhost/agents/demo/metadata.json", "or userinfo"),
+        ("https://cimd.localhost/agents/../demo/metadata.json", "dot segments"),
     ],
 )
-def test_bad_client_id_urls_are_refused(url):
-    with pytest.raises(ValueError):
+def test_bad_client_id_urls_are_refused(url, reason):
+    with pytest.raises(ValueError, match=reason):
         cimd.validate(url, {**cimd.demo_agent_document(ORIGIN), "client_id": url})
 
 
@@ -46,7 +47,7 @@ def test_fields_keycloak_would_reject_are_refused():
 
 
 def test_secrets_are_refused():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="client_secret"):
         cimd.validate(URL, {**cimd.demo_agent_document(ORIGIN), "client_secret": "s"})
 
 

@@ -9,9 +9,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mcp_server.config import Settings
-
-from .conftest import RunningServer
-from .test_verifier import BAD_TOKENS
+from tests.support.authorization_server import RunningServer
+from tests.support.bad_tokens import BAD_TOKENS
 
 
 def _params(name: str, **arguments) -> dict:

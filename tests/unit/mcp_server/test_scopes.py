@@ -2,6 +2,7 @@
 
 import pytest
 from mcp.server import MCPServer
+
 from mcp_server import tools
 from mcp_server.config import Settings
 from mcp_server.scopes import ADMIN, ScopePolicy, ToolTable, UndeclaredTool

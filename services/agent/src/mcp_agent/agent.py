@@ -12,13 +12,16 @@ import webbrowser
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx2
 from mcp.client import Client
+from mcp.client.auth import AuthorizationCodeResult, OAuthClientProvider
 from mcp.client.auth.extensions.client_credentials import PrivateKeyJWTOAuthProvider
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.auth import OAuthClientInformationFull, OAuthClientMetadata
+from pydantic import AnyUrl
 
 from . import registration
 from .assertion import KeyFile, client_assertion
@@ -38,7 +41,7 @@ def ssl_context(settings: AgentSettings) -> ssl.SSLContext:
     return ssl.create_default_context()
 
 
-def http_client(settings: AgentSettings, tracer: Tracer | None = None, **kwargs) -> httpx2.AsyncClient:
+def http_client(settings: AgentSettings, tracer: Tracer | None = None, **kwargs: Any) -> httpx2.AsyncClient:
     return httpx2.AsyncClient(
         transport=async_transport(ssl_context(settings)),
         # Streams outlive httpx2's 5 s default.
@@ -80,10 +83,10 @@ def _interactive_provider(
     redirect_uri = f"http://127.0.0.1:{settings.callback_port}/callback"
     metadata = OAuthClientMetadata(
         client_name=settings.client_name,
-        redirect_uris=[redirect_uri],
+        redirect_uris=[AnyUrl(redirect_uri)],
         grant_types=["authorization_code", "refresh_token"],
         response_types=["code"],
-        token_endpoint_auth_method="none",
+        token_endpoint_auth_method="none",  # noqa: S106  (an auth method name, not a secret)
         application_type="native",  # C16
     )
     listener: CallbackListener | None = None
@@ -99,7 +102,7 @@ def _interactive_provider(
             listener.stop()
             raise
 
-    async def on_callback():
+    async def on_callback() -> AuthorizationCodeResult:
         assert listener is not None
         try:
             return await listener.wait(settings.login_timeout_seconds, provider.context.oauth_metadata)
@@ -127,8 +130,8 @@ async def _seed_preregistered(storage: FileTokenStorage, settings: AgentSettings
         await storage.set_client_info(
             OAuthClientInformationFull(
                 client_id=settings.preregistered_client_id or "",
-                redirect_uris=[f"http://127.0.0.1:{settings.callback_port}/callback"],
-                token_endpoint_auth_method="none",
+                redirect_uris=[AnyUrl(f"http://127.0.0.1:{settings.callback_port}/callback")],
+                token_endpoint_auth_method="none",  # noqa: S106  (an auth method name, not a secret)
                 grant_types=["authorization_code", "refresh_token"],
             )
         )
@@ -157,7 +160,7 @@ async def connect(
         async def assertion_provider(audience: str) -> str:
             return sign(audience)
 
-        auth = PrivateKeyJWTOAuthProvider(
+        auth: OAuthClientProvider = PrivateKeyJWTOAuthProvider(
             settings.server_url,
             storage=storage,
             client_id=settings.machine_client_id,

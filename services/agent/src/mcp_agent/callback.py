@@ -31,7 +31,7 @@ class CallbackListener:
         listener = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 parts = urlsplit(self.path)
                 if parts.path != "/callback" or listener._received.is_set():
                     self.send_error(404)
@@ -80,8 +80,8 @@ class CallbackListener:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    async def wait(self, timeout: float, metadata: OAuthMetadata | None) -> AuthorizationCodeResult:
-        with anyio.fail_after(timeout):
+    async def wait(self, seconds: float, metadata: OAuthMetadata | None) -> AuthorizationCodeResult:
+        with anyio.fail_after(seconds):
             while not self._received.is_set():
                 await anyio.to_thread.run_sync(self._received.wait, 0.5)
         params = self._params or {}

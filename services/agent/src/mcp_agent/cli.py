@@ -134,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         out = anyio.run(run, args, settings)
     except KeyboardInterrupt:
         return 130
-    except BaseException as exc:  # noqa: BLE001 — one clear line instead of a traceback
+    except BaseException as exc:
         print(f"mcp-agent: {explain(exc)}", file=sys.stderr)
         return 1
     print(json.dumps(out, indent=2) if args.json else render(out))

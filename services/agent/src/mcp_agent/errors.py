@@ -17,8 +17,8 @@ def leaves(exc: BaseException) -> list[BaseException]:
     return [exc]
 
 
-def _chain(exc: BaseException) -> list[BaseException]:
-    seen = []
+def _chain(exc: BaseException | None) -> list[BaseException]:
+    seen: list[BaseException] = []
     while exc is not None and exc not in seen:
         seen.append(exc)
         exc = exc.__cause__ or exc.__context__

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any
 
 import httpx2
 from mcp.client.auth import OAuthClientProvider
@@ -28,13 +29,16 @@ AssertionFactory = Callable[[str], str]  # audience -> signed client assertion (
 
 
 class AgentOAuthProvider(OAuthClientProvider):
-    def __init__(self, *args, storage: FileTokenStorage, assertion: AssertionFactory | None = None, **kwargs) -> None:
-        super().__init__(*args, storage=storage, **kwargs)
+    def __init__(self, server_url: str, *, storage: FileTokenStorage, assertion: AssertionFactory | None = None,
+                 **kwargs: Any) -> None:
+        super().__init__(server_url, storage=storage, **kwargs)
         self._file = storage
         self._assertion = assertion
         sdk_prepare = self.context.prepare_token_auth
 
-        def prepare_token_auth(data: dict[str, str], headers: dict[str, str] | None = None):
+        def prepare_token_auth(
+            data: dict[str, str], headers: dict[str, str] | None = None
+        ) -> tuple[dict[str, str], dict[str, str]]:
             data, headers = sdk_prepare(data, headers)
             if self._uses_private_key_jwt():
                 # Audience: the AS's issuer identifier (draft-ietf-oauth-rfc7523bis), as the SDK's

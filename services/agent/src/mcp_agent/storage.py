@@ -24,7 +24,8 @@ class FileTokenStorage:
 
     def _load(self) -> dict[str, Any]:
         try:
-            return json.loads(self.path.read_text())
+            data: dict[str, Any] = json.loads(self.path.read_text())
+            return data
         except FileNotFoundError:
             return {}
         except (OSError, ValueError):
@@ -56,7 +57,8 @@ class FileTokenStorage:
 
     # --- what the SDK does not persist ---
     def get_session(self) -> dict[str, Any]:
-        return self._load().get("session", {})
+        session: dict[str, Any] = self._load().get("session", {})
+        return session
 
     def set_session(self, **session: Any) -> None:
         self._save(session={**self.get_session(), **session})

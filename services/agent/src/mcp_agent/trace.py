@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import re
 import sys
+from collections.abc import Callable
+from typing import Any, TextIO
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 import httpx2
@@ -34,7 +36,7 @@ def _masked_pairs(encoded: str) -> str:
 
 
 class Tracer:
-    def __init__(self, out=sys.stderr) -> None:
+    def __init__(self, out: TextIO = sys.stderr) -> None:
         self.out = out
         self.step = 0
 
@@ -57,7 +59,7 @@ class Tracer:
             if name in response.headers:
                 print(f"      {name}: {_mask_query(response.headers[name])}", file=self.out)
 
-    def hooks(self) -> dict[str, list]:
+    def hooks(self) -> dict[str, list[Callable[..., Any]]]:
         return {"request": [self.on_request], "response": [self.on_response]}
 
 

@@ -19,6 +19,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
+from starlette.routing import Route
 
 from . import prm, tools
 from .access_log import AccessLog
@@ -75,8 +76,10 @@ def create_app(settings: Settings, *, verifier: AccessTokenVerifier | None = Non
         instructions=INSTRUCTIONS,
         token_verifier=verifier,
         auth=AuthSettings(
-            issuer_url=settings.issuer,
-            resource_server_url=settings.resource_url,
+            # Plain strings: pydantic validates them, and an AnyHttpUrl object would gain a trailing
+            # slash that the issuer (`iss`) does not have.
+            issuer_url=settings.issuer,  # type: ignore[arg-type]
+            resource_server_url=settings.resource_url,  # type: ignore[arg-type]
             required_scopes=sorted(settings.scope_policy.base),
             # RS9/RS12: the audience check is the verifier's (`aud` must contain the resource URL).
             # The SDK's own check would compare the resource the verifier reports — the `aud`
@@ -87,13 +90,12 @@ def create_app(settings: Settings, *, verifier: AccessTokenVerifier | None = Non
     tool_table = tools.register(server)
     policy = settings.scope_policy.with_tools(tool_table.roles)
 
-    @server.custom_route("/healthz", methods=["GET"])
     async def healthz(_: Request) -> JSONResponse:
         # Unauthenticated, for compose and load-balancer health checks. Says nothing secret.
         return JSONResponse({"status": "ok", "signing_keys": len(keys.kids)})
 
     app = transport_app(server, settings)
-    app.router.routes[0:0] = prm.routes(settings)
+    app.router.routes[0:0] = [*prm.routes(settings), Route("/healthz", healthz, methods=["GET"])]
     app.user_middleware.append(
         Middleware(
             ScopeGate,

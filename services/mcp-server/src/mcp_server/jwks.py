@@ -21,6 +21,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 import anyio
 import httpx2
@@ -150,7 +151,7 @@ class JWKSCache:
         metadata = response.json()
         if metadata.get("issuer") != self._issuer:
             raise ValueError(f"AS metadata issuer {metadata.get('issuer')!r} is not {self._issuer!r}")
-        return metadata["jwks_uri"]
+        return str(metadata["jwks_uri"])
 
     async def _fetch(self) -> tuple[dict[str, jwt.PyJWK], str]:
         if self._jwks_url is None:
@@ -159,7 +160,7 @@ class JWKSCache:
         response.raise_for_status()
         self.fetches += 1
         keys: dict[str, jwt.PyJWK] = {}
-        usable: list[dict] = []
+        usable: list[dict[str, Any]] = []
         for data in response.json().get("keys", []):
             # Only signing keys for an allowed algorithm; Keycloak also publishes encryption keys.
             if data.get("use", "sig") != "sig" or data.get("alg") not in self._algorithms or "kid" not in data:

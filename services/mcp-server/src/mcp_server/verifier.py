@@ -31,7 +31,7 @@ FORBIDDEN_ALGORITHMS = frozenset({"none", "HS256", "HS384", "HS512"})
 # RFC 9068 §2.1 header `typ`; Keycloak uses plain "JWT" unless at+jwt is switched on per client.
 ACCEPTED_HEADER_TYPES = frozenset({"jwt", "at+jwt", "application/at+jwt"})
 # Keycloak's `typ` claim distinguishes access ("Bearer") from ID ("ID") and refresh tokens.
-ACCESS_TOKEN_TYP_CLAIM = "Bearer"
+ACCESS_TOKEN_TYP_CLAIM = "Bearer"  # noqa: S105  (a claim value, not a secret)
 REQUIRED_CLAIMS = ["exp", "iat", "iss", "aud", "sub"]
 # Verified tokens remembered so an agent's repeated calls skip signature verification.
 CACHE_SIZE = 4096
