@@ -17,6 +17,7 @@ from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import Error as PlaywrightError
 
 from tests.support.secrets import remember
 
@@ -43,6 +44,18 @@ def nss_home(ca_file: Path) -> Path:
     subprocess.run(["certutil", "-d", f"sql:{db}", "-A", "-t", "C,,", "-n", "mcp-sandbox", "-i", str(ca_file)],
                    check=True)
     return home
+
+
+async def goto(page: Page, url: str, attempts: int = 3) -> None:
+    """Navigate, again if Chromium aborted because the host's interfaces changed: Docker adds a
+    veth whenever a container starts (ERR_NETWORK_CHANGED), which is not the page's fault."""
+    for attempt in range(1, attempts + 1):
+        try:
+            await page.goto(url)
+            return
+        except PlaywrightError as exc:
+            if "ERR_NETWORK_CHANGED" not in str(exc) or attempt == attempts:
+                raise
 
 
 @dataclass
@@ -77,7 +90,7 @@ class KeycloakBrowser:
                 cdp.on("Fetch.requestPaused", lambda event: asyncio.ensure_future(self._forge(cdp, event)))
         page = self.page
         self.authorization_urls.append(url)
-        await page.goto(url)
+        await goto(page, url)
         if await page.locator("#username").count():
             await page.fill("#username", self.user.username)
             await page.fill("#password", self.user.password)
