@@ -13,7 +13,7 @@ import subprocess
 import pytest
 from testcontainers.compose import DockerCompose
 
-from tests.support.browser import User, chromium
+from tests.support.browser import User, chromium, network_settled
 from tests.support.stack import ROOT, Stack
 
 pytestmark = pytest.mark.anyio
@@ -36,6 +36,7 @@ async def test_make_agent_logs_in_with_the_browser_on_the_host(stack: Stack, com
                 url = match.group(1)
                 break
         assert url, "the agent printed no sign-in URL"
+        await network_settled()  # the agent's container just joined the network
         async with chromium(stack.ca_file, User("alice", stack.secret("demo-user-password"))) as browser:
             await browser.open(url)
         out, err = agent.communicate(timeout=120)

@@ -8,6 +8,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from mcp_agent.assertion import KeyFile
+from tests.support.keys import restored_afterwards
 from tests.support.stack import Stack
 from tests.support.tokens import CLIENT_ID, request_token
 
@@ -45,14 +46,15 @@ def test_key_rotation_is_picked_up_by_keycloak(stack: Stack):
 
     from tests.support.stack import ROOT
 
-    old_kid, old_pem = KeyFile(stack.key_dir("machine")).current()
-    subprocess.run([sys.executable, "-m", "cimd_host", "--state", str(ROOT / ".local"), "rotate", "--agent", "machine",
-                    "--origin", stack.cimd_origin], check=True, capture_output=True)
-    new_kid, _ = KeyFile(stack.key_dir("machine")).current()
-    assert new_kid != old_kid
-    deadline = time.monotonic() + 30
-    while (response := request_token(stack)).status_code != 200 and time.monotonic() < deadline:
-        time.sleep(1)
-    assert response.status_code == 200, response.text
-    # Assertions signed with the previous key still verify during the overlap.
-    assert request_token(stack, key_id=old_kid, pem=old_pem).status_code == 200
+    with restored_afterwards("machine"):  # the developer's sandbox keeps its key
+        old_kid, old_pem = KeyFile(stack.key_dir("machine")).current()
+        subprocess.run([sys.executable, "-m", "cimd_host", "--state", str(ROOT / ".local"), "rotate", "--agent",
+                        "machine", "--origin", stack.cimd_origin], check=True, capture_output=True)
+        new_kid, _ = KeyFile(stack.key_dir("machine")).current()
+        assert new_kid != old_kid
+        deadline = time.monotonic() + 30
+        while (response := request_token(stack)).status_code != 200 and time.monotonic() < deadline:
+            time.sleep(1)
+        assert response.status_code == 200, response.text
+        # Assertions signed with the previous key still verify during the overlap.
+        assert request_token(stack, key_id=old_kid, pem=old_pem).status_code == 200

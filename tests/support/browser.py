@@ -46,6 +46,23 @@ def nss_home(ca_file: Path) -> Path:
     return home
 
 
+async def network_settled(quiet_seconds: float = 1.0, at_most: float = 15.0) -> None:
+    """Wait until the host's interfaces stop changing: after a container starts, Docker's veth
+    and its IPv6 address (tentative until duplicate detection ends) make Chromium abort whatever
+    it is loading with ERR_NETWORK_CHANGED. Reads `ip -o addr` until it is the same, with no
+    tentative address, for `quiet_seconds`."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + at_most
+    last, since = None, loop.time()
+    while loop.time() < deadline:
+        now = subprocess.run(["ip", "-o", "addr"], capture_output=True, text=True).stdout
+        if now != last or "tentative" in now:
+            last, since = now, loop.time()
+        elif loop.time() - since >= quiet_seconds:
+            return
+        await asyncio.sleep(0.1)
+
+
 async def goto(page: Page, url: str, attempts: int = 3) -> None:
     """Navigate, again if Chromium aborted because the host's interfaces changed: Docker adds a
     veth whenever a container starts (ERR_NETWORK_CHANGED), which is not the page's fault."""

@@ -1,0 +1,27 @@
+"""Keep a test's key rotation out of the developer's sandbox: the agent's key directory and its
+published JWKS are put back as they were afterwards."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from tests.support.stack import STATE
+
+
+@contextmanager
+def restored_afterwards(agent: str) -> Iterator[None]:
+    places = [STATE / "keys" / agent, STATE / "cimd-public" / "agents" / agent]
+    with tempfile.TemporaryDirectory() as backup:
+        copies = [Path(backup) / str(i) for i in range(len(places))]
+        for place, copy in zip(places, copies, strict=True):
+            shutil.copytree(place, copy)  # copy2: modes (0600 keys) kept
+        try:
+            yield
+        finally:
+            for place, copy in zip(places, copies, strict=True):
+                shutil.rmtree(place)
+                shutil.copytree(copy, place)
