@@ -20,3 +20,35 @@ def test_resolvable_names_are_left_alone():
 def test_other_names_are_never_rewritten():
     assert localhost.loopback_for("example.com") == "example.com"
     assert localhost.loopback_for("localhost.example.com") == "localhost.example.com"
+
+
+def test_the_connection_goes_to_loopback_with_the_real_name_in_host_and_sni():
+    seen = {}
+
+    class Recording(localhost.LoopbackTransport):
+        def handle_request(self, request):
+            response = super().handle_request(request)
+            seen.update(url=str(request.url), host=request.headers["host"], sni=request.extensions["sni_hostname"])
+            return response
+
+    import httpx2
+
+    with mock.patch.object(localhost, "resolves", return_value=False), \
+            mock.patch.object(httpx2.HTTPTransport, "handle_request", return_value=httpx2.Response(204)):
+        with httpx2.Client(transport=Recording()) as client:
+            assert client.get("https://auth.localhost:8443/realms/mcp").status_code == 204
+    assert seen == {"url": "https://127.0.0.1:8443/realms/mcp", "host": "auth.localhost:8443", "sni": "auth.localhost"}
+
+
+def test_each_name_gets_its_own_pool_with_httpx2s_own_transport():
+    import ssl
+
+    transport = localhost.sync_transport(ssl.create_default_context())
+    import httpx2
+
+    with mock.patch.object(localhost, "resolves", return_value=False), \
+            mock.patch.object(httpx2.HTTPTransport, "handle_request", return_value=httpx2.Response(204)):
+        for url in ("https://auth.localhost/", "https://mcp.localhost/", "https://auth.localhost/x"):
+            transport.handle_request(httpx2.Request("GET", url))
+    assert sorted(transport._transports) == ["auth.localhost", "mcp.localhost"]
+    assert all(isinstance(t, httpx2.HTTPTransport) for t in transport._transports.values())

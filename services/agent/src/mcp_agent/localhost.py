@@ -1,9 +1,11 @@
 """`*.localhost` names for HTTP clients on hosts whose resolver does not know them.
 
 RFC 6761 §6.3 says `localhost` and every name under it is loopback; browsers and curl resolve
-them so, plain glibc does not (getent hosts auth.localhost fails on Debian). This network
-backend only changes where the TCP connection goes: the Host header, TLS SNI and certificate
-verification still use the real name, so TLS is checked exactly as for any other host.
+them so, plain glibc does not (getent hosts auth.localhost fails on Debian). This only
+changes where the TCP connection goes: the Host header, TLS SNI and certificate
+verification still use the real name, so TLS is checked exactly as for any other host. Only
+public httpx2 API: a transport that aims the request at 127.0.0.1 and passes the real name as
+`sni_hostname`, over httpx2's standard transport.
 Inside the compose network the names resolve through Docker's DNS and this is not needed.
 """
 
@@ -14,7 +16,6 @@ import socket
 import ssl
 from typing import Any
 
-import httpcore2
 import httpx2
 
 
@@ -38,42 +39,59 @@ def resolves(host: str) -> bool:
     return True
 
 
-class _AsyncLoopbackBackend(httpcore2.AsyncNetworkBackend):
-    def __init__(self) -> None:
-        self._inner = httpcore2.AnyIOBackend()
+def _aimed_at_loopback(request: httpx2.Request) -> str | None:
+    """Point `request` at 127.0.0.1 if its host needs it; return the real name, else None.
 
-    async def connect_tcp(self, host: str, port: int, *args: Any, **kwargs: Any) -> httpcore2.AsyncNetworkStream:
-        return await self._inner.connect_tcp(loopback_for(host), port, *args, **kwargs)
-
-    async def connect_unix_socket(self, *args: Any, **kwargs: Any) -> httpcore2.AsyncNetworkStream:
-        return await self._inner.connect_unix_socket(*args, **kwargs)
-
-    async def sleep(self, seconds: float) -> None:
-        await self._inner.sleep(seconds)
-
-
-class _SyncLoopbackBackend(httpcore2.NetworkBackend):
-    def __init__(self) -> None:
-        self._inner = httpcore2.SyncBackend()
-
-    def connect_tcp(self, host: str, port: int, *args: Any, **kwargs: Any) -> httpcore2.NetworkStream:
-        return self._inner.connect_tcp(loopback_for(host), port, *args, **kwargs)
-
-    def connect_unix_socket(self, *args: Any, **kwargs: Any) -> httpcore2.NetworkStream:
-        return self._inner.connect_unix_socket(*args, **kwargs)
-
-    def sleep(self, seconds: float) -> None:
-        self._inner.sleep(seconds)
+    The Host header keeps the real name (httpx2 set it from the URL already) and so does TLS:
+    `sni_hostname` is what the connection sends as SNI and verifies the certificate against."""
+    host = request.url.host
+    if loopback_for(host) == host:
+        return None
+    request.url = request.url.copy_with(host="127.0.0.1")
+    request.extensions = {**request.extensions, "sni_hostname": host}
+    return host
 
 
-def async_transport(verify: ssl.SSLContext) -> httpx2.AsyncHTTPTransport:
-    transport = httpx2.AsyncHTTPTransport(verify=verify)
-    # httpx2 takes no network backend argument; rebuild its pool with ours, same TLS context.
-    transport._pool = httpcore2.AsyncConnectionPool(ssl_context=verify, network_backend=_AsyncLoopbackBackend())
-    return transport
+class AsyncLoopbackTransport(httpx2.AsyncBaseTransport):
+    """httpx2's own transport (its limits, retries and TLS), one per real name, so connections
+    are pooled per name and never shared across SNI values."""
+
+    def __init__(self, **options: Any) -> None:
+        self._options = options
+        self._transports: dict[str | None, httpx2.AsyncHTTPTransport] = {}
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        name = _aimed_at_loopback(request)
+        if name not in self._transports:
+            self._transports[name] = httpx2.AsyncHTTPTransport(**self._options)
+        return await self._transports[name].handle_async_request(request)
+
+    async def aclose(self) -> None:
+        for transport in self._transports.values():
+            await transport.aclose()
 
 
-def sync_transport(verify: ssl.SSLContext) -> httpx2.HTTPTransport:
-    transport = httpx2.HTTPTransport(verify=verify)
-    transport._pool = httpcore2.ConnectionPool(ssl_context=verify, network_backend=_SyncLoopbackBackend())
-    return transport
+class LoopbackTransport(httpx2.BaseTransport):
+    """The synchronous twin of AsyncLoopbackTransport."""
+
+    def __init__(self, **options: Any) -> None:
+        self._options = options
+        self._transports: dict[str | None, httpx2.HTTPTransport] = {}
+
+    def handle_request(self, request: httpx2.Request) -> httpx2.Response:
+        name = _aimed_at_loopback(request)
+        if name not in self._transports:
+            self._transports[name] = httpx2.HTTPTransport(**self._options)
+        return self._transports[name].handle_request(request)
+
+    def close(self) -> None:
+        for transport in self._transports.values():
+            transport.close()
+
+
+def async_transport(verify: ssl.SSLContext) -> AsyncLoopbackTransport:
+    return AsyncLoopbackTransport(verify=verify)
+
+
+def sync_transport(verify: ssl.SSLContext) -> LoopbackTransport:
+    return LoopbackTransport(verify=verify)

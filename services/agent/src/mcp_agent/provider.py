@@ -10,6 +10,12 @@
 
 Everything else — discovery (PRM, RFC 8414/OIDC), PKCE S256, state and RFC 9207 iss checks,
 `resource` (RFC 8707), CIMD/DCR, step-up on 403 with the scope union — is the SDK's.
+
+The SDK has no public hook for either, so both reach into its provider: the token-request
+builder (`context.prepare_token_auth`) for 1, and `_initialize` / `_handle_token_response` /
+`_handle_refresh_response` for 2. That is why the SDK is pinned to one minor version
+(`mcp>=2.3,<2.4` in pyproject.toml), and every override is exercised against a mock
+authorization server in tests/unit/agent/test_provider.py: re-check them on each SDK upgrade.
 """
 
 from __future__ import annotations
@@ -34,6 +40,8 @@ class AgentOAuthProvider(OAuthClientProvider):
         super().__init__(server_url, storage=storage, **kwargs)
         self._file = storage
         self._assertion = assertion
+        # Private hook (no public one): the SDK supports private_key_jwt only in its
+        # client-credentials extension (python-sdk#1663), not for the authorization-code grant.
         sdk_prepare = self.context.prepare_token_auth
 
         def prepare_token_auth(
@@ -59,7 +67,7 @@ class AgentOAuthProvider(OAuthClientProvider):
             and self.context.oauth_metadata is not None
         )
 
-    # --- python-sdk#3250: persist and restore what a refresh needs ---
+    # --- python-sdk#3250: persist and restore what a refresh needs (private overrides) ---
     async def _initialize(self) -> None:
         await super()._initialize()
         session = self._file.get_session()
@@ -83,6 +91,7 @@ class AgentOAuthProvider(OAuthClientProvider):
             saved_at=time.time(),
         )
 
+    # python-sdk#3250: the only places the SDK learns a token's expiry.
     async def _handle_token_response(self, response: httpx2.Response) -> None:
         await super()._handle_token_response(response)
         self._remember()
