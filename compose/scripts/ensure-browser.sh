@@ -6,8 +6,4 @@ missing=()
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 command -v certutil >/dev/null || missing+=(libnss3-tools)
 [ ${#missing[@]} -eq 0 ] && exit 0
-is_root && is_debian_like || die "the browser tests need ${missing[*]} (Debian/Ubuntu packages); install them and retry."
-step "Installing ${missing[*]} from the OS packages (browser tests)"
-DEBIAN_FRONTEND=noninteractive apt-get update -qq
-DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
-  || die "could not install ${missing[*]}"
+apt_install "the browser tests" "${missing[@]}"

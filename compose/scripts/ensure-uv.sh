@@ -11,9 +11,7 @@ if [ ! -x "$TOOLS/bin/uv" ] || [ "$("$TOOLS/bin/uv" --version | cut -d' ' -f2)" 
     || die "python3 on PATH is $(python3 -V 2>&1); the host-side tools need 3.11 or newer."
   step "Installing uv ${UV_VERSION} into .local/tools"
   if ! python3 -m venv "$TOOLS" >/dev/null 2>&1; then
-    is_root && is_debian_like || die "python3 cannot create virtualenvs; install the python3-venv package."
-    DEBIAN_FRONTEND=noninteractive apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
+    apt_install "python3 -m venv" python3-venv
     python3 -m venv "$TOOLS"
   fi
   "$TOOLS/bin/pip" install -q "uv==${UV_VERSION}" || die "could not install uv from PyPI"
