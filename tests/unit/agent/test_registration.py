@@ -45,3 +45,14 @@ def test_auto_registration_order(cimd, preregistered, expected):
 def test_an_explicit_choice_wins():
     settings = AgentSettings(server_url=SERVER, registration="dcr", preregistered_client_id="mcp-agent")
     assert anyio.run(registration.choose, settings, authorization_server(True)) == "dcr"
+
+
+@pytest.mark.parametrize(("client_id", "reported"), [
+    ("https://cimd.test/agents/demo/metadata.json", "cimd"),
+    ("mcp-agent", "preregistered"),
+    ("4f0c8a4e-6f1d-4b8e-9a55-0b0e1f8d2c11", "dcr"),  # asked for CIMD, the SDK fell back to DCR
+])
+def test_the_identity_reported_is_the_one_in_use(client_id, reported):
+    settings = AgentSettings(server_url=SERVER, client_metadata_url="https://cimd.test/agents/demo/metadata.json",
+                             preregistered_client_id="mcp-agent")
+    assert registration.observed(settings, client_id) == reported

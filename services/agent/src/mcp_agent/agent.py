@@ -177,4 +177,6 @@ async def connect(
         async with Client(streamable_http_client(settings.server_url, http_client=http), mode=mode) as client:
             info = auth.context.client_info
             login.client_id = info.client_id if info else None
+            if not machine:
+                login.registration = registration.observed(settings, login.client_id)
             yield client, login

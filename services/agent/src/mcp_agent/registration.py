@@ -41,6 +41,16 @@ async def authorization_server_supports_cimd(http: httpx2.AsyncClient, server_ur
     return False
 
 
+def observed(settings: AgentSettings, client_id: str | None) -> str:
+    """What the SDK actually used: asking for CIMD still ends in DCR when the AS does not
+    advertise CIMD support, so the identity in use is reported, not the one asked for."""
+    if client_id and client_id == settings.client_metadata_url:
+        return "cimd"
+    if client_id and client_id == settings.preregistered_client_id:
+        return "preregistered"
+    return "dcr"
+
+
 async def choose(settings: AgentSettings, http: httpx2.AsyncClient) -> str:
     if settings.registration != "auto":
         return settings.registration
