@@ -10,7 +10,7 @@ from mcp_server.scopes import ADMIN, ScopePolicy, ToolTable, UndeclaredTool
 
 def declared_policy(base: ScopePolicy | None = None) -> ScopePolicy:
     table = tools.register(MCPServer(name="test"))
-    return (base or ScopePolicy()).with_tools(table.roles)
+    return (base or Settings().scope_policy).with_tools(table.roles)
 
 
 policy = declared_policy()
@@ -32,7 +32,7 @@ def test_scopes_are_keyed_on_the_name_clients_call_not_the_function_name():
 
     table = ToolTable(MCPServer(name="test"))
     table.add(helper, name="public_name", roles=[ADMIN])
-    renamed = ScopePolicy().with_tools(table.roles)
+    renamed = Settings().scope_policy.with_tools(table.roles)
     assert renamed.for_tool("public_name") == {"mcp:tools", "mcp:admin"}
     with pytest.raises(UndeclaredTool):
         renamed.for_tool("helper")

@@ -55,8 +55,9 @@ class ToolTable:
 
 @dataclass(frozen=True)
 class ScopePolicy:
-    tools_scope: str = "mcp:tools"
-    admin_scope: str = "mcp:admin"
+    # The names come from configuration (config.Settings: MCP_TOOLS_SCOPE, MCP_ADMIN_SCOPE).
+    tools_scope: str
+    admin_scope: str
     tool_roles: Mapping[str, frozenset[str]] = field(default_factory=dict, compare=False)
 
     def with_tools(self, roles: Mapping[str, frozenset[str]]) -> ScopePolicy:
