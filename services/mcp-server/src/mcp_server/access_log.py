@@ -9,7 +9,7 @@ import uuid
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .verifier import rejection
+from . import request
 
 log = logging.getLogger("mcp_server.access")
 
@@ -26,7 +26,7 @@ class AccessLog:
         incoming = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
         request_id = incoming if 0 < len(incoming) <= 64 else uuid.uuid4().hex
         status = 500
-        rejection.set(None)
+        request.begin()
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
@@ -50,7 +50,7 @@ class AccessLog:
                     "request_id": request_id,
                     "status": status,
                     "decision": decision,
-                    "reason": rejection.get(),
+                    "reason": request.rejection(),
                     "subject": token.subject if token else None,
                     "client_id": token.client_id if token else None,
                     "scopes": token.scopes if token else None,

@@ -27,9 +27,8 @@ import anyio
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from . import challenge
+from . import challenge, request
 from .scopes import ScopePolicy, UndeclaredTool
-from .verifier import rejection
 
 # JSON-RPC 2.0 §5.1: the response to a request that could not be parsed.
 PARSE_ERROR = json.dumps({"jsonrpc": "2.0", "id": None, "error": {"code": -32700, "message": "Parse error"}}).encode()
@@ -68,7 +67,7 @@ class ScopeGate:
         user = scope.get("user")
         if not isinstance(user, AuthenticatedUser):
             presented = any(name == b"authorization" for name, _ in scope["headers"])
-            reason = rejection.get() or "not a bearer token"
+            reason = request.rejection() or "not a bearer token"
             await self._challenge(
                 send,
                 401,

@@ -6,7 +6,6 @@ the reason is logged — never the token itself.
 
 from __future__ import annotations
 
-import contextvars
 import hashlib
 import logging
 import time
@@ -18,13 +17,12 @@ from typing import Any
 import jwt
 from mcp.server.auth.provider import AccessToken, TokenVerifier
 
+from . import request
 from .config import Settings
 from .jwks import JWKSCache, UnknownKey
 
 log = logging.getLogger(__name__)
 
-# The reason the current request's token was refused, for the access log line.
-rejection: contextvars.ContextVar[str | None] = contextvars.ContextVar("rejection", default=None)
 
 # RFC 8725 §3.1: never `none`, never a symmetric algorithm for tokens signed by the AS's key.
 FORBIDDEN_ALGORITHMS = frozenset({"none", "HS256", "HS384", "HS512"})
@@ -65,7 +63,7 @@ class AccessTokenVerifier(TokenVerifier):
         try:
             verified = await self.verify(token)
         except TokenRejected as exc:
-            rejection.set(str(exc))
+            request.record_rejection(str(exc))
             log.info("token rejected: %s", exc)
             return None
         claims = verified.claims
