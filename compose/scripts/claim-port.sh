@@ -4,7 +4,7 @@
 # boot), take it down — its volumes, i.e. its data, are kept — so this checkout can start.
 # Anything else on the port is reported, not touched.
 source "$(dirname "$0")/lib.sh"
-set -a; source "${ROOT}/compose/.env"; set +a
+[ -n "${SANDBOX_ENV_LOADED:-}" ] || exec "$(dirname "$0")/with-env.sh" "$0" "$@"
 
 others="$( {
   docker ps --filter "publish=${HTTPS_PORT}" --format '{{.Label "com.docker.compose.project"}}'

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # docker compose up --wait, then tell the user what is running and what to try.
 source "$(dirname "$0")/lib.sh"
+[ -n "${SANDBOX_ENV_LOADED:-}" ] || exec "$(dirname "$0")/with-env.sh" "$0" "$@"
 cd "$ROOT"
-set -a; source compose/.env; set +a
 
 step "Building images and starting the stack (first run: a few minutes; later: seconds)"
 if ! docker compose --project-directory compose -f compose/compose.yaml up --build --wait --wait-timeout 300 --quiet-pull; then

@@ -17,6 +17,8 @@ COMPOSE_DIR = ROOT / "compose"
 
 
 def read_env(path: Path = COMPOSE_DIR / ".env") -> dict[str, str]:
+    """compose/.env as env.sh writes it: KEY=VALUE lines, no quoting or expansion (the same file
+    docker compose and compose/scripts/with-env.sh read)."""
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing; run the tests with `make test` (it prepares the checkout)")
     env = {}
