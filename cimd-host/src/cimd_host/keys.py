@@ -1,9 +1,7 @@
 """Agent signing keys: one directory per agent under .local/keys/, private keys never leave it.
 
-Layout of ``.local/keys/<agent>/``::
-
-    <kid>.pem   EC P-256 private key (PKCS#8, mode 0600)
-    current     the kid that signs new client assertions
+The directory's layout is the agent's (``mcp_agent.assertion``: ``<kid>.pem`` files and
+``current``), defined there once: the agent reads what this writes.
 
 Every key present is published in the JWKS, so rotation (add a key, switch ``current``) keeps
 assertions signed with the old key valid until it is removed.
@@ -21,6 +19,8 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from jwt.algorithms import ECAlgorithm
+
+from mcp_agent.assertion import CURRENT_FILE, KEY_SUFFIX, KeyFile, key_path
 
 ALGORITHM = "ES256"
 
@@ -53,15 +53,14 @@ class KeyDirectory:
     def keys(self) -> list[SigningKey]:
         if not self.path.is_dir():
             return []
-        return [SigningKey(p.stem, p.read_bytes()) for p in sorted(self.path.glob("*.pem"))]
+        return [SigningKey(p.stem, p.read_bytes()) for p in sorted(self.path.glob(f"*{KEY_SUFFIX}"))]
 
     def current(self) -> SigningKey:
-        kid = (self.path / "current").read_text().strip()
-        return SigningKey(kid, (self.path / f"{kid}.pem").read_bytes())
+        return SigningKey(*KeyFile(self.path).current())
 
     def ensure(self) -> SigningKey:
         """Return the signing key, creating the first one if the agent has none."""
-        if (self.path / "current").is_file():
+        if (self.path / CURRENT_FILE).is_file():
             return self.current()
         return self.rotate()
 
@@ -77,12 +76,12 @@ class KeyDirectory:
             serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),
         )
-        target = self.path / f"{kid}.pem"
+        target = key_path(self.path, kid)
         fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "wb") as f:
             f.write(pem)
-        (self.path / "current").write_text(kid + "\n")
-        by_age = sorted(self.path.glob("*.pem"), key=lambda p: p.stat().st_mtime_ns, reverse=True)
+        (self.path / CURRENT_FILE).write_text(kid + "\n")
+        by_age = sorted(self.path.glob(f"*{KEY_SUFFIX}"), key=lambda p: p.stat().st_mtime_ns, reverse=True)
         for old in by_age[max(keep, 1):]:
             old.unlink()
         return SigningKey(kid, pem)

@@ -16,16 +16,27 @@ ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 LIFETIME_SECONDS = 60  # Keycloak refuses assertions older than 60 s; jti makes them single-use.
 
 
+# The key directory's layout, defined here only (cimd-host writes it, the agent reads it):
+#   <kid>.pem   EC P-256 private key (PKCS#8, mode 0600)
+#   current     the kid that signs new client assertions
+KEY_SUFFIX = ".pem"
+CURRENT_FILE = "current"
+
+
+def key_path(directory: Path, kid: str) -> Path:
+    return directory / f"{kid}{KEY_SUFFIX}"
+
+
 class KeyFile:
-    """The agent's key directory as written by cimd-host: <kid>.pem files and `current`."""
+    """The agent's key directory (layout above)."""
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
 
     def current(self) -> tuple[str, bytes]:
         try:
-            kid = (self.directory / "current").read_text().strip()
-            return kid, (self.directory / f"{kid}.pem").read_bytes()
+            kid = (self.directory / CURRENT_FILE).read_text().strip()
+            return kid, key_path(self.directory, kid).read_bytes()
         except OSError as exc:
             raise FileNotFoundError(
                 f"no signing key in {self.directory} ({exc.strerror}); run `make up` to create the keys"
