@@ -23,21 +23,27 @@ def test_other_names_are_never_rewritten():
 
 
 def test_the_connection_goes_to_loopback_with_the_real_name_in_host_and_sni():
-    seen = {}
-
-    class Recording(localhost.LoopbackTransport):
-        def handle_request(self, request):
-            response = super().handle_request(request)
-            seen.update(url=str(request.url), host=request.headers["host"], sni=request.extensions["sni_hostname"])
-            return response
-
     import httpx2
 
+    sent = []
+
+    def inner(self, request):
+        sent.append(request)
+        return httpx2.Response(204, headers={"set-cookie": "session=1; Path=/"})
+
     with mock.patch.object(localhost, "resolves", return_value=False), \
-            mock.patch.object(httpx2.HTTPTransport, "handle_request", return_value=httpx2.Response(204)):
-        with httpx2.Client(transport=Recording()) as client:
-            assert client.get("https://auth.localhost:8443/realms/mcp").status_code == 204
-    assert seen == {"url": "https://127.0.0.1:8443/realms/mcp", "host": "auth.localhost:8443", "sni": "auth.localhost"}
+            mock.patch.object(httpx2.HTTPTransport, "handle_request", inner):
+        with httpx2.Client(transport=localhost.LoopbackTransport()) as client:
+            response = client.get("https://auth.localhost:8443/realms/mcp")
+            client.get("https://auth.localhost:8443/realms/mcp/next")
+    assert response.status_code == 204
+    (first, second) = sent
+    assert str(first.url) == "https://127.0.0.1:8443/realms/mcp"
+    assert first.headers["host"] == "auth.localhost:8443"
+    assert first.extensions["sni_hostname"] == "auth.localhost"
+    # The response still belongs to the real name: its cookie comes back on the next request.
+    assert str(response.request.url) == "https://auth.localhost:8443/realms/mcp"
+    assert second.headers["cookie"] == "session=1"
 
 
 def test_each_name_gets_its_own_pool_with_httpx2s_own_transport():

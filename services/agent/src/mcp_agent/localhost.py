@@ -39,17 +39,19 @@ def resolves(host: str) -> bool:
     return True
 
 
-def _aimed_at_loopback(request: httpx2.Request) -> str | None:
-    """Point `request` at 127.0.0.1 if its host needs it; return the real name, else None.
+def _aimed_at_loopback(request: httpx2.Request) -> tuple[str | None, httpx2.Request]:
+    """The request to send if its host needs loopback (with the real name), else the request.
 
-    The Host header keeps the real name (httpx2 set it from the URL already) and so does TLS:
-    `sni_hostname` is what the connection sends as SNI and verifies the certificate against."""
+    A copy goes to 127.0.0.1; the caller's request is untouched, so the response still belongs
+    to the real URL (cookies, redirects). The Host header keeps the real name (httpx2 set it from
+    the URL already) and so does TLS: `sni_hostname` is what the connection sends as SNI and
+    verifies the certificate against."""
     host = request.url.host
     if loopback_for(host) == host:
-        return None
-    request.url = request.url.copy_with(host="127.0.0.1")
-    request.extensions = {**request.extensions, "sni_hostname": host}
-    return host
+        return None, request
+    aimed = httpx2.Request(request.method, request.url.copy_with(host="127.0.0.1"), headers=request.headers,
+                           stream=request.stream, extensions={**request.extensions, "sni_hostname": host})
+    return host, aimed
 
 
 class AsyncLoopbackTransport(httpx2.AsyncBaseTransport):
@@ -61,10 +63,10 @@ class AsyncLoopbackTransport(httpx2.AsyncBaseTransport):
         self._transports: dict[str | None, httpx2.AsyncHTTPTransport] = {}
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
-        name = _aimed_at_loopback(request)
+        name, aimed = _aimed_at_loopback(request)
         if name not in self._transports:
             self._transports[name] = httpx2.AsyncHTTPTransport(**self._options)
-        return await self._transports[name].handle_async_request(request)
+        return await self._transports[name].handle_async_request(aimed)
 
     async def aclose(self) -> None:
         for transport in self._transports.values():
@@ -79,10 +81,10 @@ class LoopbackTransport(httpx2.BaseTransport):
         self._transports: dict[str | None, httpx2.HTTPTransport] = {}
 
     def handle_request(self, request: httpx2.Request) -> httpx2.Response:
-        name = _aimed_at_loopback(request)
+        name, aimed = _aimed_at_loopback(request)
         if name not in self._transports:
             self._transports[name] = httpx2.HTTPTransport(**self._options)
-        return self._transports[name].handle_request(request)
+        return self._transports[name].handle_request(aimed)
 
     def close(self) -> None:
         for transport in self._transports.values():
