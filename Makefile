@@ -55,7 +55,7 @@ lock: ## Re-lock Python dependencies and re-export the services' requirements
 	@$(UV) export --frozen --no-dev --package mcp-agent --no-emit-workspace --no-header -q -o services/agent/requirements.lock
 
 rotate-keys: ## Rotate the demo agent's signing key (old key stays published)
-	@$(SCRIPTS)/with-env.sh bash -c '$(UV) run --frozen python -m cimd_host --state .local rotate --agent $(or $(AGENT),demo) --origin "$$CIMD_ORIGIN"' 
+	@$(SCRIPTS)/with-env.sh $(UV) run --frozen python -m cimd_host --state .local rotate --agent $(or $(AGENT),demo)
 
 # Everything both `up` and `test` need: engine, base images, settings, CA, keys.
 prepare: docker images env ca keys port
@@ -79,4 +79,4 @@ port: docker env
 	@$(SCRIPTS)/claim-port.sh
 
 keys: env
-	@$(SCRIPTS)/with-env.sh bash -c '$(UV) run --frozen --quiet python -m cimd_host --state .local render --origin "$$CIMD_ORIGIN" >/dev/null' 
+	@$(SCRIPTS)/with-env.sh $(UV) run --frozen --quiet python -m cimd_host --state .local render >/dev/null

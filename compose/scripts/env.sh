@@ -6,6 +6,9 @@ source "$(dirname "$0")/lib.sh"
 load_versions
 
 HTTPS_PORT="${HTTPS_PORT:-443}"
+# The agent's loopback login redirect (RFC 8252): the one place its port is chosen.
+AGENT_CALLBACK_PORT="${AGENT_CALLBACK_PORT:-8976}"
+case "$AGENT_CALLBACK_PORT" in (''|*[!0-9]*) die "AGENT_CALLBACK_PORT must be a number, got '$AGENT_CALLBACK_PORT'";; esac
 case "$HTTPS_PORT" in (''|*[!0-9]*) die "HTTPS_PORT must be a number, got '$HTTPS_PORT'";; esac
 suffix=""; [ "$HTTPS_PORT" = 443 ] || suffix=":${HTTPS_PORT}"
 SANDBOX_SUBNET="${SANDBOX_SUBNET:-172.31.240.0/24}"
@@ -58,6 +61,7 @@ HTTPS_BIND=${HTTPS_BIND:-127.0.0.1}
 AUTH_ORIGIN=https://auth.localhost${suffix}
 MCP_RESOURCE_URL=https://mcp.localhost${suffix}/mcp
 CIMD_ORIGIN=https://cimd.localhost${suffix}
+AGENT_CALLBACK_PORT=${AGENT_CALLBACK_PORT}
 KEYCLOAK_IMAGE=${KEYCLOAK_IMAGE}
 CADDY_IMAGE=${CADDY_IMAGE}
 PYTHON_IMAGE=${PYTHON_IMAGE}

@@ -1,7 +1,7 @@
 """`make agent`: the agent in its container, the user's browser on the host.
 
 The sign-in URL is printed by the container; the browser (host) logs in; Keycloak redirects to
-http://127.0.0.1:8976/callback on the host, which compose publishes into the container.
+http://127.0.0.1:<AGENT_CALLBACK_PORT>/callback on the host, which compose publishes into the container.
 """
 
 from __future__ import annotations

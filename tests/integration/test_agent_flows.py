@@ -39,6 +39,7 @@ def settings_for(stack: Stack, state: Path, **overrides) -> AgentSettings:
         machine_issuer=stack.issuer,
         open_browser=False,
         login_timeout_seconds=60,
+        callback_port=stack.callback_port,
         **overrides,
     )
 
@@ -138,6 +139,7 @@ def run_agent(settings: AgentSettings, *args: str, extra_env: dict[str, str] | N
         "AGENT_CLIENT_METADATA_URL": settings.client_metadata_url or "",
         "AGENT_KEY_DIR": str(settings.key_dir),
         "AGENT_LOGIN_TIMEOUT_SECONDS": "5",
+        "AGENT_CALLBACK_PORT": str(settings.callback_port),
         **(extra_env or {}),
     }
     return subprocess.run([sys.executable, "-m", "mcp_agent", "--no-browser", "--json", *args],
@@ -237,7 +239,7 @@ def test_redirect_uri_not_in_the_document_is_refused(stack: Stack):
 def test_client_id_on_an_untrusted_host_is_refused(stack: Stack):
     """Only https client_ids on the trusted CIMD host are resolved as metadata documents."""
     page = refused(stack, authorize_url(stack, "https://untrusted.localhost/agents/demo/metadata.json",
-                                        "http://127.0.0.1:8976/callback"))
+                                        stack.callback_url))
     assert "client" in page.lower()
 
 
@@ -247,9 +249,9 @@ def test_document_whose_client_id_differs_from_its_url_is_refused(stack: Stack, 
     url = extra_document("mismatched-client-id.json", {
         "client_id": f"{stack.cimd_origin}/agents/demo/metadata.json",
         "client_name": "impostor",
-        "redirect_uris": ["http://127.0.0.1:8976/callback"],
+        "redirect_uris": [stack.callback_url],
     })
-    page = refused(stack, authorize_url(stack, url, "http://127.0.0.1:8976/callback"))
+    page = refused(stack, authorize_url(stack, url, stack.callback_url))
     assert "client" in page.lower()
 
 
@@ -291,7 +293,7 @@ def test_pkce_s256_is_required_even_for_cimd_clients(stack: Stack, challenge: st
     """C18-C20 / OAuth 2.1: the realm's PKCE policy applies to CIMD clients (keycloak#52795)."""
     from urllib.parse import parse_qsl, urlsplit
 
-    url = authorize_url(stack, f"{stack.cimd_origin}/agents/demo/metadata.json", "http://127.0.0.1:8976/callback")
+    url = authorize_url(stack, f"{stack.cimd_origin}/agents/demo/metadata.json", stack.callback_url)
     query = dict(parse_qsl(urlsplit(url).query))
     del query["code_challenge_method"]
     if challenge is None:

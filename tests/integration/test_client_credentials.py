@@ -49,7 +49,8 @@ def test_key_rotation_is_picked_up_by_keycloak(stack: Stack):
     with restored_afterwards("machine"):  # the developer's sandbox keeps its key
         old_kid, old_pem = KeyFile(stack.key_dir("machine")).current()
         subprocess.run([sys.executable, "-m", "cimd_host", "--state", str(ROOT / ".local"), "rotate", "--agent",
-                        "machine", "--origin", stack.cimd_origin], check=True, capture_output=True)
+                        "machine", "--origin", stack.cimd_origin, "--callback-port", str(stack.callback_port)],
+                       check=True, capture_output=True)
         new_kid, _ = KeyFile(stack.key_dir("machine")).current()
         assert new_kid != old_kid
         deadline = time.monotonic() + 30

@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from testcontainers.compose import DockerCompose
 
-from tests.support.cimd import CALLBACK, authorize_url, document, publisher
+from tests.support.cimd import authorize_url, document, publisher
 from tests.support.keycloak import delete_clients, kcadm
 from tests.support.stack import Stack
 
@@ -46,14 +46,14 @@ def test_a_revoked_key_is_refused_once_keycloak_forgets_it(stack: Stack, compose
     old, new = Key(), Key()
     with publisher(stack) as pub, stack.client() as http:
         jwks_path = pub.publish("jwks", {"keys": [old.jwk()]})
-        client_id = pub.publish("client", document(pub.url("client"), jwks_uri=jwks_path))
+        client_id = pub.publish("client", document(stack, pub.url("client"), jwks_uri=jwks_path))
         assert http.get(authorize_url(stack, client_id)).status_code == 200  # Keycloak creates the client
 
         def authenticate(key: Key) -> str:
             """The token endpoint's verdict on client authentication alone: a bogus code is
             `invalid_grant` once the client is authenticated, `invalid_client` before."""
             response = http.post(stack.token_endpoint(), data={
-                "grant_type": "authorization_code", "code": "bogus", "redirect_uri": CALLBACK, "client_id": client_id,
+                "grant_type": "authorization_code", "code": "bogus", "redirect_uri": stack.callback_url, "client_id": client_id,
                 "code_verifier": "v" * 64, "client_assertion_type": ASSERTION_TYPE,
                 "client_assertion": key.assertion(client_id, stack.token_endpoint())})
             return response.json()["error"]

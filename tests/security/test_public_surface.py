@@ -10,7 +10,7 @@ import pytest
 from testcontainers.compose import DockerCompose
 
 from tests.support.keycloak import kcadm, kcadm_json
-from tests.support.login import CALLBACK, form_action
+from tests.support.login import form_action
 from tests.support.stack import Stack
 
 REALMS = ("master", "mcp", "other")
@@ -82,7 +82,7 @@ def test_a_client_registered_with_the_password_grant_cannot_use_it(stack: Stack)
     and the grant is refused at the token endpoint."""
     with stack.client() as http:
         registered = http.post(f"{stack.issuer}/clients-registrations/openid-connect", json={
-            "client_name": "wants passwords", "redirect_uris": [CALLBACK], "token_endpoint_auth_method": "none",
+            "client_name": "wants passwords", "redirect_uris": [stack.callback_url], "token_endpoint_auth_method": "none",
             "grant_types": ["authorization_code", "password"], "application_type": "native"})
         assert registered.status_code == 201, registered.text
         client = registered.json()
@@ -137,7 +137,7 @@ def test_repeated_wrong_passwords_lock_the_account(stack: Stack, compose: Docker
         def attempt(guess: str):
             with stack.client(follow_redirects=False) as http:
                 page = http.get(f"{stack.issuer}/protocol/openid-connect/auth?client_id=mcp-agent&response_type=code"
-                                f"&redirect_uri={CALLBACK}&scope=openid&code_challenge={'a' * 43}"
+                                f"&redirect_uri={stack.callback_url}&scope=openid&code_challenge={'a' * 43}"
                                 "&code_challenge_method=S256&state=s")
                 return http.post(form_action(page), data={"username": username, "password": guess})
 

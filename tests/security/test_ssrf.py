@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from testcontainers.compose import DockerCompose
 
 from tests.support import egress
-from tests.support.cimd import CALLBACK, Publisher, authorize_url, document, publisher
+from tests.support.cimd import Publisher, authorize_url, document, publisher
 from tests.support.keycloak import delete_clients
 from tests.support.stack import Stack
 
@@ -66,12 +66,12 @@ JWKS_VECTORS = {
 def test_jwks_uri_aimed_at_keycloak_itself_is_never_fetched(attack: str, stack: Stack, compose: DockerCompose,
                                                             docs: Publisher):
     jwks_uri, host = JWKS_VECTORS[attack]
-    client_id = docs.publish(attack, document(docs.url(attack), jwks_uri=jwks_uri))
+    client_id = docs.publish(attack, document(stack, docs.url(attack), jwks_uri=jwks_uri))
     with stack.client() as http:
         assert http.get(authorize_url(stack, client_id)).status_code == 200  # document accepted
         since = egress.now()
         response = http.post(stack.token_endpoint(), data={
-            "grant_type": "authorization_code", "code": "unused", "redirect_uri": CALLBACK, "client_id": client_id,
+            "grant_type": "authorization_code", "code": "unused", "redirect_uri": stack.callback_url, "client_id": client_id,
             "code_verifier": "v" * 64, "client_assertion_type": ASSERTION_TYPE,
             "client_assertion": assertion_for(stack, client_id)})
     assert response.status_code in (400, 401)
@@ -128,7 +128,7 @@ def test_client_id_outside_the_trusted_cimd_host_is_not_fetched(attack: str, cli
 ])
 def test_document_with_jwks_uri_outside_the_trusted_domains_is_refused(attack: str, jwks_uri: str, stack: Stack,
                                                                       compose: DockerCompose, docs: Publisher):
-    client_id = docs.publish(attack, document(docs.url(attack), jwks_uri=jwks_uri))
+    client_id = docs.publish(attack, document(stack, docs.url(attack), jwks_uri=jwks_uri))
     since = egress.now()
     with stack.client() as http:
         response = http.get(authorize_url(stack, client_id))

@@ -15,15 +15,13 @@ from urllib.parse import urlencode
 
 from tests.support.stack import STATE, Stack
 
-CALLBACK = "http://127.0.0.1:8976/callback"
 
-
-def document(client_id: str, **fields: object) -> dict[str, object]:
+def document(stack: Stack, client_id: str, **fields: object) -> dict[str, object]:
     """A document Keycloak accepts (the demo agent's shape), with `fields` overriding."""
     base: dict[str, object] = {
         "client_id": client_id,
         "client_name": "security test client",
-        "redirect_uris": [CALLBACK],
+        "redirect_uris": [stack.callback_url],
         "grant_types": ["authorization_code"],
         "response_types": ["code"],
         "token_endpoint_auth_method": "private_key_jwt",
@@ -63,11 +61,12 @@ class Publisher:
         return self.url(name)
 
 
-def authorize_url(stack: Stack, client_id: str, redirect_uri: str = CALLBACK, **extra: str) -> str:
+def authorize_url(stack: Stack, client_id: str, redirect_uri: str | None = None, **extra: str) -> str:
     verifier = secrets.token_urlsafe(48)
     challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
     query = {
-        "client_id": client_id, "redirect_uri": redirect_uri, "response_type": "code", "scope": "openid mcp:tools",
+        "client_id": client_id, "redirect_uri": redirect_uri or stack.callback_url,
+        "response_type": "code", "scope": "openid mcp:tools",
         "state": secrets.token_urlsafe(16), "code_challenge": challenge, "code_challenge_method": "S256", **extra,
     }
     return f"{stack.issuer}/protocol/openid-connect/auth?{urlencode(query)}"

@@ -16,7 +16,6 @@ import httpx2
 from tests.support.secrets import remember
 from tests.support.stack import Stack
 
-CALLBACK = "http://127.0.0.1:8976/callback"
 FORM_ACTION = re.compile(r'<form[^>]*action="([^"]+)"')
 
 
@@ -39,14 +38,14 @@ def authorize(http: httpx2.Client, stack: Stack, username: str, password: str, *
     """Log in and consent; return the code from the redirect (Keycloak's 302 Location)."""
     verifier = secrets.token_urlsafe(48)
     challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
-    query = {"client_id": client_id, "redirect_uri": CALLBACK, "response_type": "code", "scope": scope,
+    query = {"client_id": client_id, "redirect_uri": stack.callback_url, "response_type": "code", "scope": scope,
              "state": secrets.token_urlsafe(16), "code_challenge": challenge, "code_challenge_method": "S256",
              "resource": stack.resource_url}
     page = http.get(f"{stack.issuer}/protocol/openid-connect/auth?{urlencode(query)}")
     response = http.post(form_action(page), data={"username": username, "password": password})
     remember(password, verifier)
     for _ in range(5):  # Keycloak's own redirects (required actions), then the consent page
-        if response.status_code == 302 and response.headers["location"].startswith(CALLBACK):
+        if response.status_code == 302 and response.headers["location"].startswith(stack.callback_url):
             break
         if response.status_code == 302:
             response = http.get(response.headers["location"])
@@ -55,10 +54,10 @@ def authorize(http: httpx2.Client, stack: Stack, username: str, password: str, *
             assert 'name="accept"' in response.text, response.text[:500]
             response = http.post(form_action(response), data={"accept": "Yes"})
     location = response.headers["location"]
-    assert location.startswith(CALLBACK), location
+    assert location.startswith(stack.callback_url), location
     code = dict(parse_qsl(urlsplit(location).query))["code"]
     remember(code)
-    return Authorization(code=code, verifier=verifier, redirect_uri=CALLBACK, client_id=client_id)
+    return Authorization(code=code, verifier=verifier, redirect_uri=stack.callback_url, client_id=client_id)
 
 
 def exchange(http: httpx2.Client, stack: Stack, grant: Authorization) -> dict:

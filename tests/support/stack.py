@@ -60,6 +60,15 @@ class Stack:
         return self.env["CIMD_ORIGIN"]
 
     @property
+    def callback_port(self) -> int:
+        return int(self.env["AGENT_CALLBACK_PORT"])
+
+    @property
+    def callback_url(self) -> str:
+        """The agent's loopback redirect URI, as the realm and the CIMD document register it."""
+        return f"http://127.0.0.1:{self.callback_port}/callback"
+
+    @property
     def ca_file(self) -> Path:
         return STATE / "ca" / "ca.pem"
 

@@ -1,7 +1,10 @@
 """cimd-host: make the agents' keys and render what https://cimd.localhost serves.
 
-    python -m cimd_host --state .local render --origin https://cimd.localhost
+    python -m cimd_host --state .local render
     python -m cimd_host --state .local rotate --agent demo
+
+The origin and the agent's callback port come from CIMD_ORIGIN and AGENT_CALLBACK_PORT (compose/.env,
+which `make` loads), or from --origin and --callback-port.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ def _write(path: Path, body: bytes) -> None:
     tmp.replace(path)
 
 
-def render(state: Path, origin: str) -> list[Path]:
+def render(state: Path, origin: str, callback_port: int) -> list[Path]:
     """Render the public files; create keys that do not exist yet. Idempotent."""
     public = state / "cimd-public"
     written = []
@@ -38,7 +41,7 @@ def render(state: Path, origin: str) -> list[Path]:
         written.append(target)
     url = cimd.metadata_url(origin, "demo")
     target = public / "agents" / "demo" / "metadata.json"
-    _write(target, cimd.validate(url, cimd.demo_agent_document(origin)))
+    _write(target, cimd.validate(url, cimd.demo_agent_document(origin, callback_port)))
     written.append(target)
     return written
 
@@ -48,20 +51,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--state", type=Path, default=Path(".local"))
     sub = parser.add_subparsers(dest="command", required=True)
     r = sub.add_parser("render", help="create missing keys, write metadata documents and JWKS")
-    r.add_argument("--origin", default="https://cimd.localhost")
     rot = sub.add_parser("rotate", help="add a new key for an agent and sign with it from now on")
     rot.add_argument("--agent", choices=AGENTS, default="demo")
-    rot.add_argument("--origin", default="https://cimd.localhost")
     rot.add_argument("--keep", type=int, default=2, help="how many newest keys stay published (default 2)")
+    for command in (r, rot):
+        command.add_argument("--origin", default=os.environ.get("CIMD_ORIGIN"))
+        command.add_argument("--callback-port", type=int, default=os.environ.get("AGENT_CALLBACK_PORT"))
     args = parser.parse_args(argv)
+    if not args.origin or not args.callback_port:
+        parser.error("set CIMD_ORIGIN and AGENT_CALLBACK_PORT (make loads them from compose/.env) "
+                     "or pass --origin and --callback-port")
+    args.callback_port = int(args.callback_port)
 
     if args.command == "rotate":
         new = KeyDirectory(args.state / "keys" / args.agent).rotate(keep=args.keep)
-        render(args.state, args.origin)
+        render(args.state, args.origin, args.callback_port)
         published = len(KeyDirectory(args.state / "keys" / args.agent).keys())
         print(f"{args.agent}: signing with new key {new.kid}; {published} keys published")
         return 0
-    for path in render(args.state, args.origin):
+    for path in render(args.state, args.origin, args.callback_port):
         print(f"rendered {path}")
     return 0
 

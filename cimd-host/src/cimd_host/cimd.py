@@ -25,7 +25,6 @@ ALLOWED_FIELDS = frozenset(
 )
 # CIMD -02 §4.1 and Keycloak's default upper-limit-metadata-bytes.
 MAX_BYTES = 5000
-CALLBACK_PORT = 8976
 
 
 def metadata_url(origin: str, agent: str) -> str:
@@ -36,14 +35,14 @@ def jwks_url(origin: str, agent: str) -> str:
     return f"{origin}/agents/{agent}/jwks.json"
 
 
-def demo_agent_document(origin: str) -> dict[str, object]:
+def demo_agent_document(origin: str, callback_port: int) -> dict[str, object]:
     return {
         "client_id": metadata_url(origin, "demo"),
         "client_name": "MCP sandbox demo agent",
-        # RFC 8252 §7.3 loopback redirects; the agent listens on this fixed port.
+        # RFC 8252 §7.3 loopback redirects; the agent listens on this port (AGENT_CALLBACK_PORT).
         "redirect_uris": [
-            f"http://127.0.0.1:{CALLBACK_PORT}/callback",
-            f"http://localhost:{CALLBACK_PORT}/callback",
+            f"http://127.0.0.1:{callback_port}/callback",
+            f"http://localhost:{callback_port}/callback",
         ],
         "grant_types": ["authorization_code", "refresh_token"],
         "response_types": ["code"],

@@ -38,12 +38,12 @@ def authorization_server(cimd: bool) -> httpx2.AsyncClient:
     ],
 )
 def test_auto_registration_order(cimd, preregistered, expected):
-    settings = AgentSettings(server_url=SERVER, preregistered_client_id=preregistered)
+    settings = AgentSettings(server_url=SERVER, callback_port=8976, preregistered_client_id=preregistered)
     assert anyio.run(registration.choose, settings, authorization_server(cimd)) == expected
 
 
 def test_an_explicit_choice_wins():
-    settings = AgentSettings(server_url=SERVER, registration="dcr", preregistered_client_id="mcp-agent")
+    settings = AgentSettings(server_url=SERVER, callback_port=8976, registration="dcr", preregistered_client_id="mcp-agent")
     assert anyio.run(registration.choose, settings, authorization_server(True)) == "dcr"
 
 
@@ -53,6 +53,6 @@ def test_an_explicit_choice_wins():
     ("4f0c8a4e-6f1d-4b8e-9a55-0b0e1f8d2c11", "dcr"),  # asked for CIMD, the SDK fell back to DCR
 ])
 def test_the_identity_reported_is_the_one_in_use(client_id, reported):
-    settings = AgentSettings(server_url=SERVER, client_metadata_url="https://cimd.test/agents/demo/metadata.json",
+    settings = AgentSettings(server_url=SERVER, callback_port=8976, client_metadata_url="https://cimd.test/agents/demo/metadata.json",
                              preregistered_client_id="mcp-agent")
     assert registration.observed(settings, client_id) == reported

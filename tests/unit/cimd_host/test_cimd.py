@@ -11,7 +11,7 @@ URL = cimd.metadata_url(ORIGIN, "demo")
 
 
 def test_demo_document_is_valid_small_and_self_referencing():
-    body = cimd.validate(URL, cimd.demo_agent_document(ORIGIN))
+    body = cimd.validate(URL, cimd.demo_agent_document(ORIGIN, 8976))
     document = json.loads(body)
     assert document["client_id"] == URL
     assert document["token_endpoint_auth_method"] == "private_key_jwt"
@@ -33,25 +33,25 @@ def test_demo_document_is_valid_small_and_self_referencing():
 )
 def test_bad_client_id_urls_are_refused(url, reason):
     with pytest.raises(ValueError, match=reason):
-        cimd.validate(url, {**cimd.demo_agent_document(ORIGIN), "client_id": url})
+        cimd.validate(url, {**cimd.demo_agent_document(ORIGIN, 8976), "client_id": url})
 
 
 def test_client_id_must_equal_the_url():
     with pytest.raises(ValueError, match="equal"):
-        cimd.validate(URL, {**cimd.demo_agent_document(ORIGIN), "client_id": URL + "x"})
+        cimd.validate(URL, {**cimd.demo_agent_document(ORIGIN, 8976), "client_id": URL + "x"})
 
 
 def test_fields_keycloak_would_reject_are_refused():
     with pytest.raises(ValueError, match="logo"):
-        cimd.validate(URL, {**cimd.demo_agent_document(ORIGIN), "logo": "x"})
+        cimd.validate(URL, {**cimd.demo_agent_document(ORIGIN, 8976), "logo": "x"})
 
 
 def test_secrets_are_refused():
     with pytest.raises(ValueError, match="client_secret"):
-        cimd.validate(URL, {**cimd.demo_agent_document(ORIGIN), "client_secret": "s"})
+        cimd.validate(URL, {**cimd.demo_agent_document(ORIGIN, 8976), "client_secret": "s"})
 
 
 def test_oversized_document_is_refused():
-    document = {**cimd.demo_agent_document(ORIGIN), "client_name": "x" * 6000}
+    document = {**cimd.demo_agent_document(ORIGIN, 8976), "client_name": "x" * 6000}
     with pytest.raises(ValueError, match="bytes"):
         cimd.validate(URL, document)

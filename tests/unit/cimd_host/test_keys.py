@@ -8,9 +8,9 @@ from cimd_host.keys import KeyDirectory
 
 
 def test_render_creates_keys_once_and_publishes_only_public_parts(tmp_path):
-    render(tmp_path, "https://cimd.localhost")
+    render(tmp_path, "https://cimd.localhost", 8976)
     first = KeyDirectory(tmp_path / "keys" / "demo").current()
-    render(tmp_path, "https://cimd.localhost")  # idempotent
+    render(tmp_path, "https://cimd.localhost", 8976)  # idempotent
     assert KeyDirectory(tmp_path / "keys" / "demo").current() == first
     key_file = tmp_path / "keys" / "demo" / f"{first.kid}.pem"
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
@@ -26,7 +26,7 @@ def test_rotation_publishes_both_keys_and_signs_with_the_new_one(tmp_path):
     old = keys.ensure()
     new = keys.rotate()
     assert keys.current().kid == new.kid != old.kid
-    render(tmp_path, "https://cimd.localhost")
+    render(tmp_path, "https://cimd.localhost", 8976)
     jwks = json.loads((tmp_path / "cimd-public" / "agents" / "demo" / "jwks.json").read_text())
     assert {k["kid"] for k in jwks["keys"]} == {old.kid, new.kid}
     assert all(k["alg"] == "ES256" and k["use"] == "sig" for k in jwks["keys"])

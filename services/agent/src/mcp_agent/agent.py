@@ -80,10 +80,9 @@ class Login:
 def _interactive_provider(
     settings: AgentSettings, storage: FileTokenStorage, chosen: str, redirect: RedirectHandler | None
 ) -> AgentOAuthProvider:
-    redirect_uri = f"http://127.0.0.1:{settings.callback_port}/callback"
     metadata = OAuthClientMetadata(
         client_name=settings.client_name,
-        redirect_uris=[AnyUrl(redirect_uri)],
+        redirect_uris=[AnyUrl(settings.redirect_uri)],
         grant_types=["authorization_code", "refresh_token"],
         response_types=["code"],
         token_endpoint_auth_method="none",  # noqa: S106  (an auth method name, not a secret)
@@ -130,7 +129,7 @@ async def _seed_preregistered(storage: FileTokenStorage, settings: AgentSettings
         await storage.set_client_info(
             OAuthClientInformationFull(
                 client_id=settings.preregistered_client_id or "",
-                redirect_uris=[AnyUrl(f"http://127.0.0.1:{settings.callback_port}/callback")],
+                redirect_uris=[AnyUrl(settings.redirect_uri)],
                 token_endpoint_auth_method="none",  # noqa: S106  (an auth method name, not a secret)
                 grant_types=["authorization_code", "refresh_token"],
             )

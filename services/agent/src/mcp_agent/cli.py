@@ -128,7 +128,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = AgentSettings(**overrides)
     except ValidationError as exc:
-        print(f"mcp-agent: invalid configuration: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}", file=sys.stderr)
+        error = exc.errors()[0]
+        name = "AGENT_" + "_".join(str(part) for part in error["loc"]).upper()
+        print(f"mcp-agent: invalid configuration: {name}: {error['msg']} (make sets it from compose/.env)",
+              file=sys.stderr)
         return 2
     try:
         out = anyio.run(run, args, settings)

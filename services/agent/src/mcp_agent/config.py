@@ -26,7 +26,9 @@ class AgentSettings(BaseSettings):
     # Private keys of the CIMD identity (<kid>.pem + `current`), for private_key_jwt.
     key_dir: Path | None = None
     preregistered_client_id: str | None = None
-    callback_port: int = 8976
+    # The loopback redirect's port: AGENT_CALLBACK_PORT, chosen in compose/.env (make), where the
+    # CIMD document, the realm's pre-registered client and the published port read it too.
+    callback_port: int
     callback_bind: str = "127.0.0.1"
     client_name: str = "MCP sandbox demo agent"
 
@@ -39,3 +41,8 @@ class AgentSettings(BaseSettings):
 
     open_browser: bool = True
     login_timeout_seconds: float = 300.0
+
+    @property
+    def redirect_uri(self) -> str:
+        """RFC 8252 §7.3: loopback IP literal, the registered port, one path."""
+        return f"http://127.0.0.1:{self.callback_port}/callback"
