@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
+import uuid
+
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from mcp_agent.assertion import KeyFile
+from mcp_agent.assertion import KeyFile, form_fields
 from tests.support.keys import restored_afterwards
 from tests.support.stack import Stack
 from tests.support.tokens import CLIENT_ID, request_token
@@ -59,3 +61,14 @@ def test_key_rotation_is_picked_up_by_keycloak(stack: Stack):
         assert response.status_code == 200, response.text
         # Assertions signed with the previous key still verify during the overlap.
         assert request_token(stack, key_id=old_kid, pem=old_pem).status_code == 200
+        # A client that signs without `kid` (the TypeScript SDK's PrivateKeyJwtProvider) is
+        # checked against the first key of the JWKS, which is the current one.
+        _, current_pem = KeyFile(stack.key_dir("machine")).current()
+        now = int(time.time())
+        without_kid = jwt.encode({"iss": CLIENT_ID, "sub": CLIENT_ID, "aud": stack.token_endpoint(), "jti": str(uuid.uuid4()),
+                                  "iat": now, "exp": now + 60}, current_pem, algorithm="ES256", headers={"typ": "JWT"})
+        assert "kid" not in jwt.get_unverified_header(without_kid)
+        with stack.client() as http:
+            response = http.post(stack.token_endpoint(), data={"grant_type": "client_credentials", "scope": "mcp:tools",
+                                                                 **form_fields(without_kid)})
+        assert response.status_code == 200, response.text

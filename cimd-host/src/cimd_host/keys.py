@@ -87,4 +87,7 @@ class KeyDirectory:
         return SigningKey(kid, pem)
 
     def jwks(self) -> dict[str, list[dict[str, str]]]:
-        return {"keys": [k.public_jwk() for k in self.keys()]}
+        """Every key, the signing key first: a client that signs without `kid` (the TypeScript
+        SDK's PrivateKeyJwtProvider) is verified by Keycloak against the first key it finds."""
+        current = self.current().kid
+        return {"keys": [k.public_jwk() for k in sorted(self.keys(), key=lambda k: k.kid != current)]}

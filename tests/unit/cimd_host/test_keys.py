@@ -41,3 +41,13 @@ def test_rotation_keeps_only_the_newest_keys(tmp_path):
     assert len(kids) == 2
     assert latest.kid in kids
     assert first.kid not in kids
+
+
+def test_the_signing_key_is_listed_first_in_the_jwks(tmp_path):
+    """Keycloak checks an assertion without `kid` against the first key of the JWKS."""
+    keys = KeyDirectory(tmp_path / "keys" / "machine")
+    keys.ensure()
+    for _ in range(6):  # kids are thumbprints: without the ordering, first by chance 1 time in 2
+        current = keys.rotate(keep=2)
+        assert keys.jwks()["keys"][0]["kid"] == current.kid
+        assert len(keys.jwks()["keys"]) == 2
