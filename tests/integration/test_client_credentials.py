@@ -27,6 +27,17 @@ def test_machine_client_gets_an_audience_bound_token(stack: Stack):
     assert claims["exp"] - claims["iat"] == 300  # AS11: short-lived access tokens
 
 
+def test_a_token_requested_with_no_scope_is_usable_for_the_base_tools(stack: Stack):
+    """Clients that send only `resource` (the TypeScript SDK's machine provider) still get this
+    server's audience: mcp:tools is a default scope of the machine client."""
+    response = request_token(stack, scope=None)
+    assert response.status_code == 200, response.text
+    claims = jwt.decode(response.json()["access_token"], options={"verify_signature": False})
+    assert stack.resource_url in (claims["aud"] if isinstance(claims["aud"], list) else [claims["aud"]])
+    assert "mcp:tools" in claims["scope"].split()
+    assert "mcp:admin" not in claims["scope"].split()  # privileged scopes stay opt-in
+
+
 def test_keycloak_refuses_an_assertion_signed_with_a_key_not_in_the_jwks(stack: Stack):
     stranger = ec.generate_private_key(ec.SECP256R1()).private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()

@@ -80,7 +80,7 @@ def test_protected_resource_metadata_as_specified(stack: Stack):
 
 
 def test_rejections_are_logged_with_a_reason_and_without_the_token(stack: Stack, compose: DockerCompose):
-    access_token = token(stack, scope=None)
+    access_token = token(stack, scope=None, client_id="mcp-machine-agent-no-audience")
     assert rpc(stack, access_token, "tools/list").status_code == 401
     logs = subprocess.run(
         [*compose.docker_compose_command(), "logs", "--no-log-prefix", "--tail=200", "mcp-server"],

@@ -124,7 +124,7 @@ def test_embedded_jwk_header_is_ignored(stack: Stack, real: str):
 
 def test_token_without_this_server_in_its_audience_is_refused(stack: Stack):
     """RS9/RS12: no mcp:tools scope -> no audience mapper -> aud lacks the MCP server."""
-    access_token = token(stack, scope=None)
+    access_token = token(stack, scope=None, client_id="mcp-machine-agent-no-audience")
     assert stack.resource_url not in str(jwt.decode(access_token, options={"verify_signature": False}).get("aud"))
     refused(rpc(stack, f"Bearer {access_token}"), "aud")
 
