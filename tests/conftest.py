@@ -26,11 +26,12 @@ os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
 TESTS = Path(__file__).parent
 INTEGRATION = TESTS / "integration"
 SECURITY = TESTS / "security"
+INTEROP = TESTS / "interop"
 
 
 def _against_the_stack(item: pytest.Item) -> bool:
     parents = Path(item.fspath).parents
-    return INTEGRATION in parents or SECURITY in parents
+    return INTEGRATION in parents or SECURITY in parents or INTEROP in parents
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -39,6 +40,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.integration)
         if SECURITY in Path(item.fspath).parents:
             item.add_marker(pytest.mark.security)
+        if INTEROP in Path(item.fspath).parents:
+            item.add_marker(pytest.mark.interop)
     # Unit tests first: they are fast and say more precisely what broke. Tests marked
     # `after_all` (the log audit) last: they check what the whole run left behind.
     items.sort(key=lambda i: (i.get_closest_marker("after_all") is not None, _against_the_stack(i)))

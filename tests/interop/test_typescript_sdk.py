@@ -1,0 +1,60 @@
+"""The MCP TypeScript SDK (npm @modelcontextprotocol/sdk, version pinned in
+tests/interop/node/package-lock.json) against the sandbox, run by Node 22 from the same lockfile.
+
+Its machine provider (PrivateKeyJwtProvider) signs assertions without a `kid` and, with no scope
+configured, sends only `resource`: the realm answers both (the signing key is listed first in the
+JWKS; mcp:tools is a default scope of the machine client)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+
+from testcontainers.compose import DockerCompose
+
+from mcp_agent.assertion import KeyFile, key_path
+from tests.support.keycloak import kcadm
+from tests.support.keys import restored_afterwards
+from tests.support.stack import ROOT, Stack
+
+NODE_DIR = ROOT / "tests" / "interop" / "node"
+
+
+def node(stack: Stack, script: str, *args: str) -> dict:
+    binary = NODE_DIR / "node_modules" / ".bin" / "node"
+    assert binary.exists(), "the interop clients are not installed; run the tests with `make test`"
+    result = subprocess.run(
+        [str(binary), "--require", "./localhost.cjs", script, *args], cwd=NODE_DIR, capture_output=True, text=True,
+        timeout=120, env={**os.environ, "NODE_EXTRA_CA_CERTS": str(stack.ca_file)},
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def machine_flow(stack: Stack) -> dict:
+    kid, _ = KeyFile(stack.key_dir("machine")).current()
+    return node(stack, "ts-machine.mjs", stack.resource_url, "mcp-machine-agent",
+                str(key_path(stack.key_dir("machine"), kid)), stack.issuer)
+
+
+def test_typescript_sdk_machine_flow_with_no_scope_and_no_kid(stack: Stack):
+    out = machine_flow(stack)
+    assert out["tools"] == ["get_time", "whoami", "server_stats"]
+    assert out["callIsError"] is False
+    assert "mcp:tools" in out["scope"].split()
+
+
+def test_typescript_sdk_machine_flow_right_after_rotate_keys(stack: Stack, compose: DockerCompose):
+    """`make rotate-keys`: the new key signs at once, though the SDK names no `kid` (the target
+    also makes Keycloak forget the keys it cached)."""
+    try:
+        with restored_afterwards("machine"):
+            before, _ = KeyFile(stack.key_dir("machine")).current()
+            subprocess.run(["make", "rotate-keys", "AGENT=machine"], cwd=ROOT, check=True, capture_output=True,
+                           timeout=300)
+            assert KeyFile(stack.key_dir("machine")).current()[0] != before  # a new key signs now
+            out = machine_flow(stack)
+    finally:
+        kcadm(compose, stack, "create", "clear-keys-cache", "-r", "mcp")  # back to the restored keys
+    assert out["callIsError"] is False
