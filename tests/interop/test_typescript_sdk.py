@@ -10,11 +10,12 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+from urllib.parse import parse_qsl, urlsplit
 
-from testcontainers.compose import DockerCompose
+import pytest
 
 from mcp_agent.assertion import KeyFile, key_path
-from tests.support.keycloak import kcadm
+from tests.support.browser import User, chromium
 from tests.support.keys import restored_afterwards
 from tests.support.stack import ROOT, Stack
 
@@ -45,16 +46,41 @@ def test_typescript_sdk_machine_flow_with_no_scope_and_no_kid(stack: Stack):
     assert "mcp:tools" in out["scope"].split()
 
 
-def test_typescript_sdk_machine_flow_right_after_rotate_keys(stack: Stack, compose: DockerCompose):
+def test_typescript_sdk_machine_flow_right_after_rotate_keys(stack: Stack):
     """`make rotate-keys`: the new key signs at once, though the SDK names no `kid` (the target
     also makes Keycloak forget the keys it cached)."""
-    try:
-        with restored_afterwards("machine"):
-            before, _ = KeyFile(stack.key_dir("machine")).current()
-            subprocess.run(["make", "rotate-keys", "AGENT=machine"], cwd=ROOT, check=True, capture_output=True,
-                           timeout=300)
-            assert KeyFile(stack.key_dir("machine")).current()[0] != before  # a new key signs now
-            out = machine_flow(stack)
-    finally:
-        kcadm(compose, stack, "create", "clear-keys-cache", "-r", "mcp")  # back to the restored keys
+    with restored_afterwards("machine"):
+        before, _ = KeyFile(stack.key_dir("machine")).current()
+        subprocess.run(["make", "rotate-keys", "AGENT=machine"], cwd=ROOT, check=True, capture_output=True,
+                       timeout=300)
+        assert KeyFile(stack.key_dir("machine")).current()[0] != before  # a new key signs now
+        out = machine_flow(stack)
     assert out["callIsError"] is False
+
+
+@pytest.mark.anyio
+async def test_typescript_sdk_authorization_code_with_cimd_and_private_key_jwt(stack: Stack):
+    """The SDK's clientMetadataUrl (CIMD) with the demo agent's document, which says
+    private_key_jwt: the SDK's createPrivateKeyJwtAuth signs every token request. A real browser
+    plays the user (login and consent)."""
+    kid, _ = KeyFile(stack.key_dir("demo")).current()
+    client_id = f"{stack.cimd_origin}/agents/demo/metadata.json"
+    process = subprocess.Popen(
+        [str(NODE_DIR / "node_modules" / ".bin" / "node"), "--require", "./localhost.cjs", "ts-cimd.mjs",
+         stack.resource_url, client_id, str(key_path(stack.key_dir("demo"), kid)), str(stack.callback_port)],
+        cwd=NODE_DIR, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "NODE_EXTRA_CA_CERTS": str(stack.ca_file)})
+    try:
+        authorize = json.loads(process.stdout.readline())["authorize"]
+        assert dict(parse_qsl(urlsplit(authorize).query))["client_id"] == client_id  # CIMD, not DCR
+        async with chromium(stack.ca_file, User("alice", stack.secret("demo-user-password"))) as browser:
+            await browser.open(authorize)
+        out, err = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 0, err[-2000:]
+    result = json.loads(out.strip().splitlines()[-1])
+    assert result["tools"] == ["get_time", "whoami", "server_stats"]
+    assert result["clientId"] == client_id
+    assert result["whoami"]["client_id"] == client_id
+    assert result["whoami"]["audience"] == [stack.resource_url]

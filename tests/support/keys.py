@@ -1,15 +1,17 @@
 """Keep a test's key rotation out of the developer's sandbox: the agent's key directory and its
-published JWKS are put back as they were afterwards."""
+published JWKS are put back as they were afterwards, and Keycloak forgets the keys it cached
+meanwhile (what `make rotate-keys` does too), so the next assertion meets the restored JWKS."""
 
 from __future__ import annotations
 
 import shutil
+import subprocess
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from tests.support.stack import STATE
+from tests.support.stack import ROOT, STATE
 
 
 @contextmanager
@@ -25,3 +27,6 @@ def restored_afterwards(agent: str) -> Iterator[None]:
             for place, copy in zip(places, copies, strict=True):
                 shutil.rmtree(place)
                 shutil.copytree(copy, place)
+            scripts = ROOT / "compose" / "scripts"
+            subprocess.run([str(scripts / "with-env.sh"), str(scripts / "forget-keys.sh")], check=True,
+                           capture_output=True, timeout=120)
