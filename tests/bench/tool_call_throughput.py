@@ -51,8 +51,15 @@ class JWKSClientPerRequestVerifier:
     """The anti-pattern: a fresh PyJWKClient (one JWKS download) for every request."""
 
     def __init__(self, jwks_url: str, resource: str) -> None:
+        import httpx2
+
+        from mcp_server.jwks import JWKSCache
+
         self.jwks_url = jwks_url
         self.resource = resource
+        # create_app runs a verifier's key cache in its lifespan; this one is never asked for a key.
+        self.keys = JWKSCache(httpx2.AsyncClient(), issuer=ISSUER, jwks_url=jwks_url, algorithms=["RS256"],
+                              min_refresh=30, max_age=3600)
 
     async def verify_token(self, token: str):
         from mcp.server.auth.provider import AccessToken
