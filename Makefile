@@ -11,7 +11,7 @@ COMPOSE := docker compose --project-directory compose -f compose/compose.yaml
 UV = $(shell $(SCRIPTS)/ensure-uv.sh)
 PYTEST_ARGS ?=
 
-.PHONY: help up down clean logs ps test test-unit lint agent bench lock rotate-keys prepare docker images env ca keys port browser node-clients
+.PHONY: help up down clean logs ps test test-unit lint agent bench lock rotate-keys prepare docker images env ca keys port browser interop-clients
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  \033[1mmake %-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -31,7 +31,7 @@ logs: ## Follow the logs of every service
 ps: ## Show the services and their health
 	@$(COMPOSE) ps
 
-test: prepare browser node-clients ## Run the whole suite: unit tests, then the real stack via testcontainers
+test: prepare browser interop-clients ## Run the whole suite: unit tests, then the real stack via testcontainers
 	@$(UV) sync --frozen --quiet
 	@$(UV) run --frozen pytest $(PYTEST_ARGS)
 
@@ -53,6 +53,7 @@ lock: ## Re-lock Python dependencies and re-export the services' requirements
 	@$(UV) lock
 	@$(UV) export --frozen --no-dev --package mcp-server --no-emit-workspace --no-header -q -o services/mcp-server/requirements.lock
 	@$(UV) export --frozen --no-dev --package mcp-agent --no-emit-workspace --no-header -q -o services/agent/requirements.lock
+	@for f in tests/interop/python/*.in; do $(UV) pip compile --quiet --generate-hashes --python-version 3.11 "$$f" -o "$${f%.in}.txt"; done
 
 rotate-keys: ## Rotate an agent's signing key (AGENT=demo|machine; the old key stays published)
 	@$(SCRIPTS)/with-env.sh $(UV) run --frozen python -m cimd_host --state .local rotate --agent $(or $(AGENT),demo)
@@ -76,8 +77,10 @@ ca:
 browser:
 	@$(SCRIPTS)/ensure-browser.sh
 
-node-clients:
+# Third-party MCP clients for tests/interop: Node ones (npm ci), Python ones (a virtualenv each).
+interop-clients:
 	@$(SCRIPTS)/ensure-node-clients.sh
+	@$(SCRIPTS)/ensure-python-clients.sh
 
 port: docker env
 	@$(SCRIPTS)/claim-port.sh
