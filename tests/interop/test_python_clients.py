@@ -1,7 +1,10 @@
 """Python MCP clients other than our agent, each in its own virtualenv (.local/interop/<name>,
-from tests/interop/python/<name>.txt): the `mcp` 1.x line's OAuthClientProvider, still the most
-deployed Python client. It registers dynamically (DCR with a loopback redirect), then PKCE and a
-tool call; a real browser plays the user."""
+from tests/interop/python/<name>.txt), each against the sandbox as its users run it: dynamic
+client registration with a loopback redirect, PKCE, a real browser login and consent, a tool call.
+
+- `mcp` 1.30 (the 1.x line's OAuthClientProvider, still the most deployed Python client);
+- FastMCP 4.0 (`fastmcp.client.auth.OAuth`), whose redirect is `http://localhost:<port>/callback`.
+"""
 
 from __future__ import annotations
 
@@ -18,12 +21,15 @@ from tests.support.stack import ROOT, STATE, Stack
 
 pytestmark = pytest.mark.anyio
 
+CLIENTS = {"mcp1": "mcp1_client.py", "fastmcp": "fastmcp_client.py"}
 
-async def test_mcp_1x_oauth_client_registers_logs_in_and_calls_a_tool(stack: Stack, compose: DockerCompose):
-    python = STATE / "interop" / "mcp1" / "bin" / "python"
+
+@pytest.mark.parametrize("client", CLIENTS)
+async def test_python_client_registers_logs_in_and_calls_a_tool(client: str, stack: Stack, compose: DockerCompose):
+    python = STATE / "interop" / client / "bin" / "python"
     assert python.exists(), "the interop clients are not installed; run the tests with `make test`"
     process = subprocess.Popen(
-        [str(python), str(ROOT / "tests" / "interop" / "python" / "mcp1_client.py"), stack.resource_url,
+        [str(python), str(ROOT / "tests" / "interop" / "python" / CLIENTS[client]), stack.resource_url,
          str(free_port()), str(stack.ca_file)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -35,7 +41,9 @@ async def test_mcp_1x_oauth_client_registers_logs_in_and_calls_a_tool(stack: Sta
         process.kill()
     assert process.returncode == 0, err[-2000:]
     result = json.loads(out.strip().splitlines()[-1])
-    assert delete_clients(compose, stack, result["client_id"]) == 1  # the DCR registration, gone again
+    registered = result["whoami"]["client_id"]
+    assert delete_clients(compose, stack, registered) == 1  # its DCR registration, gone again
+    assert registered not in ("mcp-agent", f"{stack.cimd_origin}/agents/demo/metadata.json")
     assert result["tools"] == ["get_time", "whoami", "server_stats"]
-    assert result["whoami"]["client_id"] == result["client_id"]
     assert result["whoami"]["audience"] == [stack.resource_url]
+    assert "mcp:tools" in result["whoami"]["granted_scopes"]

@@ -7,6 +7,7 @@ HOME (Chromium on Linux reads $HOME/.pki/nssdb). No certificate error is ignored
 from __future__ import annotations
 
 import asyncio
+import re
 import shutil
 import subprocess
 import tempfile
@@ -22,6 +23,8 @@ from playwright.async_api import Error as PlaywrightError
 from tests.support.secrets import remember
 
 CHROMIUM = "/usr/bin/chromium"
+# Where a client's loopback redirect lands (RFC 8252: the IP literal, or `localhost` as some clients use).
+CALLBACK = re.compile(r"^http://(127\.0\.0\.1|localhost):\d+/callback")
 # Flags for a closed network (environment.md): no background requests, no QUIC, no sandbox as root.
 FLAGS = [
     "--no-sandbox",
@@ -117,7 +120,7 @@ class KeycloakBrowser:
         if await page.locator("input[name=accept], #kc-login[name=accept]").count():
             self.consents += 1
             await page.click("#kc-login" if consent else "#kc-cancel")
-        await page.wait_for_url("http://127.0.0.1:*/callback*")
+        await page.wait_for_url(CALLBACK)
         remember(self.user.password, dict(parse_qsl(urlsplit(page.url).query)).get("code"))
 
     async def _forge(self, cdp, event: dict) -> None:

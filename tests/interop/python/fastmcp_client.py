@@ -1,0 +1,61 @@
+"""The FastMCP client with its OAuth helper (`fastmcp.client.auth.OAuth`), run in its own
+virtualenv (tests/interop/python/fastmcp.txt), against the sandbox: discovery, dynamic client
+registration with its loopback redirect (http://localhost:<port>/callback), PKCE, a tool call.
+
+FastMCP opens a desktop browser at the authorization URL; here the URL is printed as
+{"authorize": url} for the test's browser instead — the one change, through its documented
+`redirect_handler` hook. Prints the result as the last JSON line.
+    python fastmcp_client.py <mcp url> <callback port> <ca file>
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import ssl
+import sys
+from typing import Any
+
+import httpx2
+from fastmcp import Client
+from fastmcp.client.auth import OAuth
+from fastmcp.client.transports import StreamableHttpTransport
+
+URL, PORT, CA = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+CONTEXT = ssl.create_default_context(cafile=CA)
+
+
+class Loopback(httpx2.AsyncBaseTransport):
+    """*.localhost is loopback (RFC 6761); glibc on the host does not know it. A copy of each
+    request goes to 127.0.0.1 with the real name as Host and TLS server name."""
+
+    def __init__(self) -> None:
+        self.inner = httpx2.AsyncHTTPTransport(verify=CONTEXT)
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        host = request.url.host
+        if host.endswith(".localhost"):
+            request = httpx2.Request(request.method, request.url.copy_with(host="127.0.0.1"), headers=request.headers,
+                                     stream=request.stream, extensions={**request.extensions, "sni_hostname": host})
+        return await self.inner.handle_async_request(request)
+
+
+def client_factory(headers: Any = None, timeout: Any = None, auth: Any = None, **_: Any) -> httpx2.AsyncClient:
+    return httpx2.AsyncClient(transport=Loopback(), headers=headers, timeout=timeout or 30, auth=auth)
+
+
+class PrintedOAuth(OAuth):
+    async def redirect_handler(self, authorization_url: str) -> None:
+        print(json.dumps({"authorize": authorization_url}), flush=True)
+
+
+async def main() -> None:
+    oauth = PrintedOAuth(client_name="FastMCP interop test", callback_port=PORT, httpx_client_factory=client_factory)
+    transport = StreamableHttpTransport(URL, auth=oauth, httpx_client_factory=client_factory)
+    async with Client(transport) as client:
+        tools = await client.list_tools()
+        call = await client.call_tool("whoami", {})
+    print(json.dumps({"tools": [t.name for t in tools], "whoami": call.structured_content}), flush=True)
+
+
+asyncio.run(main())
