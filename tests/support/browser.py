@@ -24,7 +24,7 @@ from tests.support.secrets import remember
 
 CHROMIUM = "/usr/bin/chromium"
 # Where a client's loopback redirect lands (RFC 8252: the IP literal, or `localhost` as some clients use).
-CALLBACK = re.compile(r"^http://(127\.0\.0\.1|localhost):\d+/callback")
+CALLBACK = re.compile(r"^http://(127\.0\.0\.1|localhost):\d+/(oauth/)?callback")
 # Flags for a closed network (environment.md): no background requests, no QUIC, no sandbox as root.
 FLAGS = [
     "--no-sandbox",
