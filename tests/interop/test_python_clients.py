@@ -8,13 +8,10 @@ client registration with a loopback redirect, PKCE, a real browser login and con
 
 from __future__ import annotations
 
-import json
-import subprocess
-
 import pytest
 from testcontainers.compose import DockerCompose
 
-from tests.support.browser import User, chromium
+from tests.support.interop import sign_in_and_run
 from tests.support.keycloak import delete_clients
 from tests.support.net import free_port
 from tests.support.stack import ROOT, STATE, Stack
@@ -28,19 +25,9 @@ CLIENTS = {"mcp1": "mcp1_client.py", "fastmcp": "fastmcp_client.py"}
 async def test_python_client_registers_logs_in_and_calls_a_tool(client: str, stack: Stack, compose: DockerCompose):
     python = STATE / "interop" / client / "bin" / "python"
     assert python.exists(), "the interop clients are not installed; run the tests with `make test`"
-    process = subprocess.Popen(
-        [str(python), str(ROOT / "tests" / "interop" / "python" / CLIENTS[client]), stack.resource_url,
-         str(free_port()), str(stack.ca_file)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        authorize = json.loads(process.stdout.readline())["authorize"]
-        async with chromium(stack.ca_file, User("alice", stack.secret("demo-user-password"))) as browser:
-            await browser.open(authorize)
-        out, err = process.communicate(timeout=60)
-    finally:
-        process.kill()
-    assert process.returncode == 0, err[-2000:]
-    result = json.loads(out.strip().splitlines()[-1])
+    result, _ = await sign_in_and_run(
+        stack, [str(python), str(ROOT / "tests" / "interop" / "python" / CLIENTS[client]), stack.resource_url,
+                str(free_port()), str(stack.ca_file)])
     registered = result["whoami"]["client_id"]
     assert delete_clients(compose, stack, registered) == 1  # its DCR registration, gone again
     assert registered not in ("mcp-agent", f"{stack.cimd_origin}/agents/demo/metadata.json")

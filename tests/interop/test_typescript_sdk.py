@@ -10,12 +10,11 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
 from mcp_agent.assertion import KeyFile, key_path
-from tests.support.browser import User, chromium
+from tests.support.interop import sign_in_and_run
 from tests.support.keys import restored_afterwards
 from tests.support.stack import ROOT, Stack
 
@@ -65,21 +64,12 @@ async def test_typescript_sdk_authorization_code_with_cimd_and_private_key_jwt(s
     plays the user (login and consent)."""
     kid, _ = KeyFile(stack.key_dir("demo")).current()
     client_id = f"{stack.cimd_origin}/agents/demo/metadata.json"
-    process = subprocess.Popen(
+    result, query = await sign_in_and_run(
+        stack,
         [str(NODE_DIR / "node_modules" / ".bin" / "node"), "--require", "./localhost.cjs", "ts-cimd.mjs",
          stack.resource_url, client_id, str(key_path(stack.key_dir("demo"), kid)), str(stack.callback_port)],
-        cwd=NODE_DIR, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, "NODE_EXTRA_CA_CERTS": str(stack.ca_file)})
-    try:
-        authorize = json.loads(process.stdout.readline())["authorize"]
-        assert dict(parse_qsl(urlsplit(authorize).query))["client_id"] == client_id  # CIMD, not DCR
-        async with chromium(stack.ca_file, User("alice", stack.secret("demo-user-password"))) as browser:
-            await browser.open(authorize)
-        out, err = process.communicate(timeout=60)
-    finally:
-        process.kill()
-    assert process.returncode == 0, err[-2000:]
-    result = json.loads(out.strip().splitlines()[-1])
+        cwd=NODE_DIR, env={**os.environ, "NODE_EXTRA_CA_CERTS": str(stack.ca_file)})
+    assert query["client_id"] == client_id  # CIMD, not DCR
     assert result["tools"] == ["get_time", "whoami", "server_stats"]
     assert result["clientId"] == client_id
     assert result["whoami"]["client_id"] == client_id

@@ -17,6 +17,7 @@ import sys
 from typing import Any
 
 import httpx2
+import loopback  # beside this script
 from fastmcp import Client
 from fastmcp.client.auth import OAuth
 from fastmcp.client.transports import StreamableHttpTransport
@@ -25,23 +26,9 @@ URL, PORT, CA = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 CONTEXT = ssl.create_default_context(cafile=CA)
 
 
-class Loopback(httpx2.AsyncBaseTransport):
-    """*.localhost is loopback (RFC 6761); glibc on the host does not know it. A copy of each
-    request goes to 127.0.0.1 with the real name as Host and TLS server name."""
-
-    def __init__(self) -> None:
-        self.inner = httpx2.AsyncHTTPTransport(verify=CONTEXT)
-
-    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
-        host = request.url.host
-        if host.endswith(".localhost"):
-            request = httpx2.Request(request.method, request.url.copy_with(host="127.0.0.1"), headers=request.headers,
-                                     stream=request.stream, extensions={**request.extensions, "sni_hostname": host})
-        return await self.inner.handle_async_request(request)
-
-
 def client_factory(headers: Any = None, timeout: Any = None, auth: Any = None, **_: Any) -> httpx2.AsyncClient:
-    return httpx2.AsyncClient(transport=Loopback(), headers=headers, timeout=timeout or 30, auth=auth)
+    return httpx2.AsyncClient(transport=loopback.transport(httpx2, CONTEXT), headers=headers, timeout=timeout or 30,
+                              auth=auth)
 
 
 class PrintedOAuth(OAuth):

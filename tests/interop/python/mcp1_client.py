@@ -16,6 +16,7 @@ import sys
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
+import loopback  # beside this script
 from mcp import ClientSession
 from mcp.client.auth import OAuthClientProvider, TokenStorage
 from mcp.client.streamable_http import streamablehttp_client
@@ -23,21 +24,6 @@ from mcp.shared.auth import OAuthClientInformationFull, OAuthClientMetadata, OAu
 
 URL, PORT, CA = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 REDIRECT = f"http://127.0.0.1:{PORT}/callback"
-
-
-class Loopback(httpx.AsyncBaseTransport):
-    """*.localhost is loopback (RFC 6761); glibc on the host does not know it. A copy of each
-    request goes to 127.0.0.1 with the real name as Host and TLS server name."""
-
-    def __init__(self, context: ssl.SSLContext) -> None:
-        self.inner = httpx.AsyncHTTPTransport(verify=context)
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        host = request.url.host
-        if host.endswith(".localhost"):
-            request = httpx.Request(request.method, request.url.copy_with(host="127.0.0.1"), headers=request.headers,
-                                    stream=request.stream, extensions={**request.extensions, "sni_hostname": host})
-        return await self.inner.handle_async_request(request)
 
 
 class Memory(TokenStorage):
@@ -89,7 +75,8 @@ async def main() -> None:
     context = ssl.create_default_context(cafile=CA)
 
     def client_factory(headers=None, timeout=None, auth=None) -> httpx.AsyncClient:
-        return httpx.AsyncClient(transport=Loopback(context), headers=headers, timeout=timeout or 30, auth=auth)
+        return httpx.AsyncClient(transport=loopback.transport(httpx, context), headers=headers, timeout=timeout or 30,
+                                 auth=auth)
 
     async with streamablehttp_client(URL, auth=auth, httpx_client_factory=client_factory) as (read, write, _):
         async with ClientSession(read, write) as session:
