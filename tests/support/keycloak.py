@@ -4,6 +4,9 @@ grant: no realm allows it)."""
 from __future__ import annotations
 
 import json
+import re
+import subprocess
+from datetime import UTC, datetime
 
 from testcontainers.compose import DockerCompose
 
@@ -36,3 +39,19 @@ def delete_clients(compose: DockerCompose, stack: Stack, prefix: str, realm: str
     for client in doomed:
         kcadm(compose, stack, "delete", f"clients/{client['id']}", "-r", realm)
     return len(doomed)
+
+
+EVENT = re.compile(r'^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) WARN  \[org\.keycloak\.events\] \([^)]*\) (.*)$')
+
+
+def events(compose: DockerCompose, since: datetime) -> list[dict[str, str]]:
+    """Keycloak's error events (its `jboss-logging` listener) logged at or after `since` (UTC):
+    the reason behind a refusal the HTTP answer only summarises."""
+    out = subprocess.run([*compose.docker_compose_command(), "logs", "--no-log-prefix", "keycloak"],
+                         cwd=compose.context, capture_output=True, text=True, check=True).stdout
+    found = []
+    for line in out.splitlines():
+        match = EVENT.match(line)
+        if match and datetime.strptime(match.group(1), "%Y-%m-%d %H:%M:%S,%f").replace(tzinfo=UTC) >= since:
+            found.append(dict(re.findall(r'(\w+)="([^"]*)"', match.group(2))))
+    return found
