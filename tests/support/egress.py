@@ -52,15 +52,35 @@ def decisions(compose: DockerCompose, since: datetime) -> list[Decision]:
     return found
 
 
+# Raw proxy requests from a container on the edge network (where the proxy listens): one status
+# line per request, in order.
+_ASK = """
+import socket, sys
+for request in sys.argv[1:]:
+    with socket.create_connection(("egress", 4750), timeout=10) as s:
+        s.sendall(request.encode())
+        print(s.recv(200).split(b"\\r\\n")[0].decode())
+"""
+
+
+def ask(compose: DockerCompose, *requests: str) -> list[str]:
+    stdout, stderr, code = compose.exec_in_container(["python", "-c", _ASK, *requests], service_name="mcp-server")
+    assert code == 0, stderr
+    return stdout.splitlines()
+
+
+def connect(compose: DockerCompose, *targets: str) -> dict[str, str]:
+    """CONNECT each host:port through the proxy; its answer's status line for each."""
+    lines = ask(compose, *(f"CONNECT {t} HTTP/1.1\r\nHost: {t}\r\n\r\n" for t in targets))
+    return dict(zip(targets, lines, strict=True))
+
+
 def settled(compose: DockerCompose, since: datetime) -> list[Decision]:
     """Every decision since the marker, complete: a sentinel request is sent through the proxy
     after the action under test, and the log is read once the sentinel's decision is in it
     (the log is ordered), so an absent decision is absent, not late."""
     sentinel = f"sentinel-{uuid.uuid4().hex[:12]}.invalid:443"
-    script = ("import socket; s = socket.create_connection(('egress', 4750), timeout=10); "
-              f"s.sendall(b'CONNECT {sentinel} HTTP/1.1\\r\\nHost: {sentinel}\\r\\n\\r\\n'); s.recv(100)")
-    _, stderr, code = compose.exec_in_container(["python", "-c", script], service_name="mcp-server")
-    assert code == 0, stderr
+    connect(compose, sentinel)
     assert wait_for(compose, since, sentinel), "the proxy never logged the sentinel request"
     return [d for d in decisions(compose, since) if d.requested_host != sentinel]
 
