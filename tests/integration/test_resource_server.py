@@ -9,18 +9,9 @@ from mcp.client import Client
 from mcp.client.streamable_http import streamable_http_client
 from testcontainers.compose import DockerCompose
 
+from tests.support.mcp import rpc
 from tests.support.stack import Stack
 from tests.support.tokens import token
-
-
-def rpc(stack: Stack, access_token: str | None, method: str, params: dict | None = None, version: str = "2025-11-25"):
-    headers = {"accept": "application/json, text/event-stream", "mcp-protocol-version": version}
-    if access_token:
-        headers["authorization"] = f"Bearer {access_token}"
-    with stack.client() as client:
-        return client.post(
-            stack.resource_url, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params or {}}, headers=headers
-        )
 
 
 def prm_url(stack: Stack) -> str:
@@ -47,7 +38,7 @@ async def test_sdk_client_calls_get_time_and_whoami_with_a_keycloak_token(stack:
 
 def test_privileged_tool_without_its_scope_gets_the_403_step_up_challenge(stack: Stack):
     """RS15-RS17."""
-    response = rpc(stack, token(stack), "tools/call", {"name": "server_stats", "arguments": {}})
+    response = rpc(stack, f"Bearer {token(stack)}", method="tools/call", params={"name": "server_stats", "arguments": {}})
     assert response.status_code == 403
     challenge = response.headers["www-authenticate"]
     assert challenge.startswith('Bearer error="insufficient_scope"')
@@ -56,14 +47,15 @@ def test_privileged_tool_without_its_scope_gets_the_403_step_up_challenge(stack:
 
 
 def test_privileged_tool_with_its_scope_succeeds(stack: Stack):
-    response = rpc(stack, token(stack, scope="mcp:tools mcp:admin"), "tools/call", {"name": "server_stats", "arguments": {}})
+    response = rpc(stack, f"Bearer {token(stack, scope='mcp:tools mcp:admin')}", method="tools/call",
+               params={"name": "server_stats", "arguments": {}})
     assert response.status_code == 200
     assert "tool_calls" in response.json()["result"]["structuredContent"]
 
 
 def test_unauthenticated_request_gets_401_pointing_at_the_metadata(stack: Stack):
     """RS3, RS4."""
-    response = rpc(stack, None, "tools/list")
+    response = rpc(stack, None)
     assert response.status_code == 401
     assert response.headers["www-authenticate"] == f'Bearer scope="mcp:tools", resource_metadata="{prm_url(stack)}"'
 
@@ -81,7 +73,7 @@ def test_protected_resource_metadata_as_specified(stack: Stack):
 
 def test_rejections_are_logged_with_a_reason_and_without_the_token(stack: Stack, compose: DockerCompose):
     access_token = token(stack, scope=None, client_id="mcp-machine-agent-no-audience")
-    assert rpc(stack, access_token, "tools/list").status_code == 401
+    assert rpc(stack, f"Bearer {access_token}").status_code == 401
     logs = subprocess.run(
         [*compose.docker_compose_command(), "logs", "--no-log-prefix", "--tail=200", "mcp-server"],
         cwd=compose.context, capture_output=True, text=True, check=True,

@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from tests.support.login import authorize, exchange
+from tests.support.mcp import rpc
 from tests.support.stack import Stack
 from tests.support.tokens import token
 
@@ -39,16 +40,6 @@ def parts(access_token: str) -> tuple[dict, dict, str]:
 
 def resign(claims: dict, header: dict) -> str:
     return jwt.encode(claims, ATTACKER, algorithm="RS256", headers=header)
-
-
-def rpc(stack: Stack, authorization: str | None, *, url: str | None = None, method: str = "tools/list",
-        params: dict | None = None, **headers: str) -> httpx2.Response:
-    hdrs = {"accept": "application/json, text/event-stream", "mcp-protocol-version": "2025-11-25", **headers}
-    if authorization is not None:
-        hdrs["authorization"] = authorization
-    with stack.client() as http:
-        return http.post(url or stack.resource_url, headers=hdrs,
-                         json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params or {}})
 
 
 def refused(response: httpx2.Response, reason: str) -> None:

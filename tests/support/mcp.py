@@ -1,0 +1,17 @@
+"""One JSON-RPC request to the sandbox's MCP endpoint, as a client would send it over HTTPS."""
+
+from __future__ import annotations
+
+import httpx2
+
+from tests.support.stack import Stack
+
+
+def rpc(stack: Stack, authorization: str | None, *, url: str | None = None, method: str = "tools/list",
+        params: dict | None = None, **headers: str) -> httpx2.Response:
+    hdrs = {"accept": "application/json, text/event-stream", "mcp-protocol-version": "2025-11-25", **headers}
+    if authorization is not None:
+        hdrs["authorization"] = authorization
+    with stack.client() as http:
+        return http.post(url or stack.resource_url, headers=hdrs,
+                         json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params or {}})
