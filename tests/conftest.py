@@ -19,6 +19,9 @@ from testcontainers.compose import DockerCompose
 
 from tests.support.stack import COMPOSE_DIR, Stack, read_env
 
+# Records the outcome of tests marked `matrix` for docs/clients.md (tests/support/matrix.py).
+pytest_plugins = ["tests.support.matrix"]
+
 # Testcontainers' reaper (Ryuk) is an image pulled from Docker Hub, which these machines cannot
 # reach. The compose stack is torn down by the `compose` fixture instead.
 os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")

@@ -19,6 +19,7 @@ from testcontainers.compose import DockerCompose
 
 from mcp_agent.agent import connect
 from mcp_agent.config import AgentSettings
+from mcp_agent.errors import explain
 from mcp_agent.storage import FileTokenStorage
 from mcp_agent.trace import Tracer
 from tests.support.browser import KeycloakBrowser, User, chromium
@@ -58,6 +59,7 @@ async def login_and_call(settings: AgentSettings, browser: KeycloakBrowser) -> d
     return {"login": login, "whoami": who}
 
 
+@pytest.mark.matrix("Demo agent (this repository, `mcp` Python SDK 2.x)", "CIMD")
 async def test_cimd_login_consent_and_tool_calls(stack: Stack, compose: DockerCompose, tmp_path: Path):
     """C13: the CIMD URL is the client_id; Keycloak fetches the document; private_key_jwt at the token endpoint."""
     settings = settings_for(stack, tmp_path)
@@ -93,6 +95,7 @@ async def test_cimd_login_consent_and_tool_calls(stack: Stack, compose: DockerCo
     assert clients[0]["attributes"]["jwks.url"] == f"{stack.cimd_origin}/agents/demo/jwks.json"
 
 
+@pytest.mark.matrix("Demo agent (this repository, `mcp` Python SDK 2.x)", "pre-registered")
 async def test_preregistered_client_path(stack: Stack, tmp_path: Path):
     """C10/C11 fallback: a configured pre-registered public client (PKCE, no secret)."""
     settings = settings_for(stack, tmp_path, registration="preregistered", preregistered_client_id="mcp-agent")
@@ -103,6 +106,37 @@ async def test_preregistered_client_path(stack: Stack, tmp_path: Path):
     assert result["whoami"]["audience"] == [stack.resource_url]
 
 
+@pytest.mark.matrix("Demo agent (this repository, `mcp` Python SDK 2.x)", "pre-registered")
+async def test_preregistered_confidential_client_with_client_secret_basic(stack: Stack, tmp_path: Path):
+    """C11: a pre-registered confidential client; the secret (from a file) goes as HTTP Basic at
+    the token endpoint, PKCE still applies."""
+    settings = settings_for(stack, tmp_path, registration="preregistered", preregistered_client_id="mcp-agent-confidential",
+                            preregistered_client_secret_file=stack.secret_file("agent-confidential-client-secret"))
+    trace = io.StringIO()
+    async with chromium(stack.ca_file, user(stack)) as browser:
+        async with connect(settings, redirect=browser.open, tracer=Tracer(trace)) as (client, login):
+            who = (await client.call_tool("whoami", {})).structured_content
+    assert login.registration == "preregistered"
+    assert who["client_id"] == "mcp-agent-confidential"
+    assert who["audience"] == [stack.resource_url]
+    assert "authorization: Basic" in trace.getvalue()
+    assert stack.secret("agent-confidential-client-secret") not in trace.getvalue()
+
+
+async def test_preregistered_confidential_client_with_a_wrong_secret_is_refused(stack: Stack, tmp_path: Path):
+    wrong = tmp_path / "secret"
+    wrong.write_text("not-the-secret")
+    settings = settings_for(stack, tmp_path / "state", registration="preregistered",
+                            preregistered_client_id="mcp-agent-confidential", preregistered_client_secret_file=wrong)
+    async with chromium(stack.ca_file, user(stack)) as browser:
+        with pytest.raises(ExceptionGroup) as refused:  # the SDK's OAuthTokenError, from its task group
+            async with connect(settings, redirect=browser.open) as (client, _):
+                await client.list_tools()
+    assert "Token exchange failed (401)" in explain(refused.value)
+    assert "Invalid client credentials" in explain(refused.value)
+
+
+@pytest.mark.matrix("Demo agent (this repository, `mcp` Python SDK 2.x)", "DCR")
 async def test_dynamic_client_registration_path(stack: Stack, compose: DockerCompose, tmp_path: Path):
     """C16: DCR (deprecated in 2026-07-28, still supported) with loopback redirect URIs."""
     settings = settings_for(stack, tmp_path, registration="dcr")
@@ -120,6 +154,21 @@ async def test_dynamic_client_registration_path(stack: Stack, compose: DockerCom
     assert stored.issuer == stack.issuer
 
 
+@pytest.mark.matrix("Demo agent (this repository, `mcp` Python SDK 2.x)", "client credentials")
+async def test_client_credentials_with_a_client_secret(stack: Stack, tmp_path: Path):
+    """Client credentials with a shared secret (client_secret_basic) instead of a key."""
+    settings = settings_for(stack, tmp_path, machine_client_id="mcp-machine-agent-secret",
+                            machine_client_secret_file=stack.secret_file("machine-client-secret"))
+    trace = io.StringIO()
+    async with connect(settings, machine=True, tracer=Tracer(trace)) as (client, login):
+        who = (await client.call_tool("whoami", {})).structured_content
+    assert who["client_id"] == "mcp-machine-agent-secret"
+    assert who["audience"] == [stack.resource_url]
+    assert "authorization: Basic" in trace.getvalue()
+    assert "client_assertion" not in trace.getvalue()
+
+
+@pytest.mark.matrix("Demo agent (this repository, `mcp` Python SDK 2.x)", "client credentials")
 async def test_client_credentials_path(stack: Stack, tmp_path: Path):
     """Machine agent (SEP-1046): client credentials, private_key_jwt with a kid, no user, no browser."""
     settings = settings_for(stack, tmp_path)
@@ -146,6 +195,7 @@ def run_agent(settings: AgentSettings, *args: str, extra_env: dict[str, str] | N
                           env=env, cwd=ROOT, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=120)
 
 
+@pytest.mark.matrix("Demo agent (this repository, `mcp` Python SDK 2.x)", "refresh")
 async def test_refresh_after_restarting_the_agent_process_needs_no_new_login(stack: Stack, tmp_path: Path):
     """C29 + python-sdk#3250: a new process refreshes the stored token instead of logging in again."""
     settings = settings_for(stack, tmp_path)
@@ -167,6 +217,7 @@ async def test_refresh_after_restarting_the_agent_process_needs_no_new_login(sta
     assert after.refresh_token != before.refresh_token  # AS12: Keycloak rotates refresh tokens
 
 
+@pytest.mark.matrix("Demo agent (this repository, `mcp` Python SDK 2.x)", "step-up")
 async def test_step_up_reauthorizes_with_the_union_of_scopes(stack: Stack, tmp_path: Path):
     """C30/C31: 403 insufficient_scope -> re-authorize with mcp:tools + mcp:admin -> retry succeeds."""
     settings = settings_for(stack, tmp_path)

@@ -31,6 +31,7 @@ REQUESTS = [
 ]
 
 
+@pytest.mark.matrix("mcp-remote", "DCR")
 async def test_mcp_remote_signs_in_and_bridges_tools_over_stdio(stack: Stack, compose: DockerCompose):
     node = NODE_DIR / "node_modules" / ".bin" / "node"
     assert node.exists(), "the interop clients are not installed; run the tests with `make test`"

@@ -21,7 +21,10 @@ pytestmark = pytest.mark.anyio
 CLIENTS = {"mcp1": "mcp1_client.py", "fastmcp": "fastmcp_client.py"}
 
 
-@pytest.mark.parametrize("client", CLIENTS)
+@pytest.mark.parametrize("client", [
+    pytest.param("mcp1", marks=pytest.mark.matrix("`mcp` Python SDK 1.x", "DCR")),
+    pytest.param("fastmcp", marks=pytest.mark.matrix("FastMCP client", "DCR")),
+])
 async def test_python_client_registers_logs_in_and_calls_a_tool(client: str, stack: Stack, compose: DockerCompose):
     python = STATE / "interop" / client / "bin" / "python"
     assert python.exists(), "the interop clients are not installed; run the tests with `make test`"

@@ -76,7 +76,10 @@ class Stack:
         return STATE / "keys" / agent
 
     def secret(self, name: str) -> str:
-        return (STATE / "secrets" / name).read_text().strip()
+        return self.secret_file(name).read_text().strip()
+
+    def secret_file(self, name: str) -> Path:
+        return STATE / "secrets" / name
 
     @cached_property
     def ssl_context(self) -> ssl.SSLContext:

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 import httpx2
 from mcp.client import Client
 from mcp.client.auth import AuthorizationCodeResult, OAuthClientProvider
-from mcp.client.auth.extensions.client_credentials import PrivateKeyJWTOAuthProvider
+from mcp.client.auth.extensions.client_credentials import ClientCredentialsOAuthProvider, PrivateKeyJWTOAuthProvider
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.auth import OAuthClientInformationFull, OAuthClientMetadata
 from pydantic import AnyUrl
@@ -124,16 +124,53 @@ def _interactive_provider(
 
 
 async def _seed_preregistered(storage: FileTokenStorage, settings: AgentSettings) -> None:
+    """The pre-registered client as the SDK's stored registration: public (PKCE only), or
+    confidential with client_secret_basic when a secret is configured (MCP C11)."""
+    secret = settings.preregistered_client_secret()
+    wanted = OAuthClientInformationFull(
+        client_id=settings.preregistered_client_id or "",
+        client_secret=secret,
+        redirect_uris=[AnyUrl(settings.redirect_uri)],
+        token_endpoint_auth_method="client_secret_basic" if secret else "none",
+        grant_types=["authorization_code", "refresh_token"],
+    )
     current = await storage.get_client_info()
-    if current is None or current.client_id != settings.preregistered_client_id:
-        await storage.set_client_info(
-            OAuthClientInformationFull(
-                client_id=settings.preregistered_client_id or "",
-                redirect_uris=[AnyUrl(settings.redirect_uri)],
-                token_endpoint_auth_method="none",  # noqa: S106  (an auth method name, not a secret)
-                grant_types=["authorization_code", "refresh_token"],
-            )
+    if current is None or (current.client_id, current.client_secret) != (wanted.client_id, wanted.client_secret):
+        await storage.set_client_info(wanted)
+
+
+def _machine_provider(settings: AgentSettings, storage: FileTokenStorage) -> OAuthClientProvider:
+    """Client credentials (no user): a shared secret sent as HTTP Basic if one is configured,
+    else a private_key_jwt assertion (RFC 7523) from the machine key directory."""
+    secret = settings.machine_client_secret()
+    if secret:
+        return ClientCredentialsOAuthProvider(
+            settings.server_url,
+            storage=storage,
+            client_id=settings.machine_client_id,
+            client_secret=secret,
+            token_endpoint_auth_method="client_secret_basic",  # noqa: S106  (a method name)
+            scope=settings.machine_scope,
+            issuer=settings.machine_issuer,
         )
+    if not settings.machine_key_dir:
+        raise ValueError(
+            "machine mode needs AGENT_MACHINE_KEY_DIR (the machine client's key directory) "
+            "or AGENT_MACHINE_CLIENT_SECRET_FILE (its secret)"
+        )
+    sign = signer(settings.machine_client_id, KeyFile(settings.machine_key_dir))
+
+    async def assertion_provider(audience: str) -> str:
+        return sign(audience)
+
+    return PrivateKeyJWTOAuthProvider(
+        settings.server_url,
+        storage=storage,
+        client_id=settings.machine_client_id,
+        assertion_provider=assertion_provider,
+        scope=settings.machine_scope,
+        issuer=settings.machine_issuer,
+    )
 
 
 @asynccontextmanager
@@ -151,22 +188,9 @@ async def connect(
     else:
         async with http_client(settings, tracer) as probe:
             chosen = await registration.choose(settings, probe)
+    auth: OAuthClientProvider
     if machine:
-        if not settings.machine_key_dir:
-            raise ValueError("machine mode needs AGENT_MACHINE_KEY_DIR (the machine client's key directory)")
-        sign = signer(settings.machine_client_id, KeyFile(settings.machine_key_dir))
-
-        async def assertion_provider(audience: str) -> str:
-            return sign(audience)
-
-        auth: OAuthClientProvider = PrivateKeyJWTOAuthProvider(
-            settings.server_url,
-            storage=storage,
-            client_id=settings.machine_client_id,
-            assertion_provider=assertion_provider,
-            scope=settings.machine_scope,
-            issuer=settings.machine_issuer,
-        )
+        auth = _machine_provider(settings, storage)
     else:
         if chosen == "preregistered":
             await _seed_preregistered(storage, settings)

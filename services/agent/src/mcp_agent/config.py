@@ -10,6 +10,15 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 Registration = Literal["auto", "cimd", "preregistered", "dcr"]
 
 
+def read_secret(path: Path | None) -> str | None:
+    if path is None:
+        return None
+    secret = path.read_text().strip()
+    if not secret:
+        raise ValueError(f"{path} is empty (expected a client secret)")
+    return secret
+
+
 class AgentSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="AGENT_")
 
@@ -26,6 +35,10 @@ class AgentSettings(BaseSettings):
     # Private keys of the CIMD identity (<kid>.pem + `current`), for private_key_jwt.
     key_dir: Path | None = None
     preregistered_client_id: str | None = None
+    # A pre-registered *confidential* client: its secret, read from this file (never an
+    # environment value), sent as HTTP Basic at the token endpoint (client_secret_basic).
+    # Unset: the pre-registered client is public (PKCE only).
+    preregistered_client_secret_file: Path | None = None
     # The loopback redirect's port: AGENT_CALLBACK_PORT, chosen in compose/.env (make), where the
     # CIMD document, the realm's pre-registered client and the published port read it too.
     callback_port: int
@@ -36,11 +49,20 @@ class AgentSettings(BaseSettings):
     machine_client_id: str = "mcp-machine-agent"
     machine_key_dir: Path | None = None
     # The AS the machine client is registered with (the SDK only mints assertions for it).
-    machine_issuer: str = "https://auth.localhost/realms/mcp"
-    machine_scope: str = "mcp:tools"
+    machine_issuer: str | None = "https://auth.localhost/realms/mcp"
+    machine_scope: str | None = "mcp:tools"
+    # Client credentials with a shared secret (client_secret_basic) instead of a key: the
+    # secret's file. Unset: private_key_jwt with the keys in machine_key_dir.
+    machine_client_secret_file: Path | None = None
 
     open_browser: bool = True
     login_timeout_seconds: float = 300.0
+
+    def preregistered_client_secret(self) -> str | None:
+        return read_secret(self.preregistered_client_secret_file)
+
+    def machine_client_secret(self) -> str | None:
+        return read_secret(self.machine_client_secret_file)
 
     @property
     def redirect_uri(self) -> str:

@@ -18,11 +18,14 @@ from mcp.client.auth.utils import (
     handle_auth_metadata_response,
     handle_protected_resource_response,
 )
+from mcp.shared.auth import OAuthMetadata
 
 from .config import AgentSettings
 
 
-async def authorization_server_supports_cimd(http: httpx2.AsyncClient, server_url: str) -> bool:
+async def authorization_server_metadata(http: httpx2.AsyncClient, server_url: str) -> OAuthMetadata | None:
+    """The MCP server's authorization server metadata, found as the SDK finds it (401 challenge,
+    RFC 9728 PRM, then RFC 8414 / OIDC discovery)."""
     challenge = await http.post(server_url, json={}, headers={"accept": "application/json, text/event-stream"})
     auth_server = None
     for url in build_protected_resource_metadata_discovery_urls(
@@ -37,8 +40,13 @@ async def authorization_server_supports_cimd(http: httpx2.AsyncClient, server_ur
         if not ok:
             break
         if metadata:
-            return bool(getattr(metadata, "client_id_metadata_document_supported", False))
-    return False
+            return metadata
+    return None
+
+
+async def authorization_server_supports_cimd(http: httpx2.AsyncClient, server_url: str) -> bool:
+    metadata = await authorization_server_metadata(http, server_url)
+    return bool(metadata and getattr(metadata, "client_id_metadata_document_supported", False))
 
 
 def observed(settings: AgentSettings, client_id: str | None) -> str:
