@@ -10,6 +10,26 @@ HTTPS_PORT="${HTTPS_PORT:-443}"
 AGENT_CALLBACK_PORT="${AGENT_CALLBACK_PORT:-8976}"
 case "$AGENT_CALLBACK_PORT" in (''|*[!0-9]*) die "AGENT_CALLBACK_PORT must be a number, got '$AGENT_CALLBACK_PORT'";; esac
 case "$HTTPS_PORT" in (''|*[!0-9]*) die "HTTPS_PORT must be a number, got '$HTTPS_PORT'";; esac
+# Browser pages allowed to call Keycloak's token/metadata endpoints and the MCP server
+# cross-origin (CORS): exact origins, or scheme://host:* for any port. Default: loopback pages.
+CORS_ALLOWED_ORIGINS="${CORS_ALLOWED_ORIGINS:-http://localhost:* http://127.0.0.1:* http://[::1]:*}"
+read -r -a cors_origins <<<"$CORS_ALLOWED_ORIGINS"
+cors_regex=""
+for origin in "${cors_origins[@]}"; do
+  base="${origin%:\*}"
+  case "$base" in
+    http://?*|https://?*) ;;
+    *) die "CORS_ALLOWED_ORIGINS: '$origin' is not an origin (scheme://host[:port], or scheme://host:* for any port; never *)" ;;
+  esac
+  rest="${base#*://}"
+  case "$rest" in (*[!A-Za-z0-9.:\[\]-]*|'') die "CORS_ALLOWED_ORIGINS: '$origin' is not scheme://host[:port] or scheme://host:*";; esac
+  # The same list as a regular expression for Caddy's header_regexp: metacharacters as
+  # bracket classes (no backslashes to survive quoting), `:*` as any port.
+  alt="$(printf '%s' "$base" | sed -e 's/[].[]/[&]/g')"
+  [ "$base" = "$origin" ] || alt="${alt}:[0-9]+"
+  cors_regex="${cors_regex:+${cors_regex}|}${alt}"
+done
+CORS_ORIGIN_REGEX="^(${cors_regex:-(?!)})\$"
 suffix=""; [ "$HTTPS_PORT" = 443 ] || suffix=":${HTTPS_PORT}"
 SANDBOX_SUBNET="${SANDBOX_SUBNET:-172.31.240.0/24}"
 net="${SANDBOX_SUBNET%/*}"
@@ -72,6 +92,8 @@ CADDY_IP=${CADDY_IP}
 KEYCLOAK_SUBNET=${KEYCLOAK_SUBNET}
 CADDY_INTERNAL_IP=${CADDY_INTERNAL_IP}
 KEYCLOAK_ADMIN_CONSOLE=${KEYCLOAK_ADMIN_CONSOLE:-off}
+CORS_ALLOWED_ORIGINS='${CORS_ALLOWED_ORIGINS}'
+CORS_ORIGIN_REGEX='${CORS_ORIGIN_REGEX}'
 HOST_UID=$(id -u)
 HOST_GID=$(id -g)
 COMPOSE_BAKE=false

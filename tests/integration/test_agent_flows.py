@@ -162,6 +162,7 @@ async def test_client_credentials_with_a_client_secret(stack: Stack, tmp_path: P
     trace = io.StringIO()
     async with connect(settings, machine=True, tracer=Tracer(trace)) as (client, login):
         who = (await client.call_tool("whoami", {})).structured_content
+    assert login.registration == "client_credentials"
     assert who["client_id"] == "mcp-machine-agent-secret"
     assert who["audience"] == [stack.resource_url]
     assert "authorization: Basic" in trace.getvalue()

@@ -98,8 +98,8 @@ class KeycloakBrowser:
         self.rewrite_callback: dict[str, str] = {}
         self.authorization_urls: list[str] = []
 
-    async def open(self, url: str, *, consent: bool = True) -> None:
-        """The agent's redirect handler: go to the authorization URL and sign in."""
+    async def tab(self) -> Page:
+        """The one tab this user works in (created on first use)."""
         if self.context is None:
             self.context = await self.browser.new_context()
             self.page = await self.context.new_page()
@@ -108,7 +108,18 @@ class KeycloakBrowser:
                 cdp = await self.context.new_cdp_session(self.page)
                 await cdp.send("Fetch.enable", {"patterns": [{"urlPattern": "http://127.0.0.1:*/callback*"}]})
                 cdp.on("Fetch.requestPaused", lambda event: asyncio.ensure_future(self._forge(cdp, event)))
-        page = self.page
+        assert self.page is not None
+        return self.page
+
+    async def visit(self, url: str) -> Page:
+        """Go to a page that is not Keycloak's (a web client), in the same tab."""
+        page = await self.tab()
+        await goto(page, url)
+        return page
+
+    async def open(self, url: str, *, consent: bool = True) -> None:
+        """The agent's redirect handler: go to the authorization URL and sign in."""
+        page = await self.tab()
         self.authorization_urls.append(url)
         await goto(page, url)
         if await page.locator("#username").count():

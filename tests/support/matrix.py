@@ -19,7 +19,6 @@ import subprocess
 import sys
 import tomllib
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest

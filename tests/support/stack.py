@@ -17,14 +17,17 @@ COMPOSE_DIR = ROOT / "compose"
 
 
 def read_env(path: Path = COMPOSE_DIR / ".env") -> dict[str, str]:
-    """compose/.env as env.sh writes it: KEY=VALUE lines, no quoting or expansion (the same file
-    docker compose and compose/scripts/with-env.sh read)."""
+    """compose/.env as env.sh writes it: KEY=VALUE lines, no expansion; a value with spaces is
+    in single quotes, literal for both readers of the file (docker compose and
+    compose/scripts/with-env.sh, which sources it)."""
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing; run the tests with `make test` (it prepares the checkout)")
     env = {}
     for line in path.read_text().splitlines():
         if line and not line.startswith("#") and "=" in line:
             key, value = line.split("=", 1)
+            if len(value) >= 2 and value[0] == value[-1] == "'":
+                value = value[1:-1]
             env[key] = value
     return env
 

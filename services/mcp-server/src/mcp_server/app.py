@@ -1,7 +1,7 @@
 """Assembles the ASGI app: the SDK's MCPServer and auth, plus this project's glue.
 
 Request path, outermost first:
-    AccessLog -> SDK AuthenticationMiddleware (AccessTokenVerifier) -> SDK AuthContext
+    AccessLog -> CORS (preflights answered before auth) -> SDK AuthenticationMiddleware (AccessTokenVerifier) -> SDK AuthContext
     -> ScopeGate (401/403 challenges, per-tool scopes) -> SDK RequireAuth -> MCP transport
 """
 
@@ -17,6 +17,7 @@ from mcp.server.auth.settings import AuthSettings
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
@@ -28,6 +29,11 @@ from .config import Settings
 from .jwks import JWKSCache
 from .verifier import AccessTokenVerifier
 
+# What a browser client sends (Authorization, the MCP headers of both protocol generations)
+# and what it must be able to read from our answers (the challenge, the protocol version).
+CORS_REQUEST_HEADERS = ["authorization", "content-type", "accept", "mcp-protocol-version", "mcp-session-id",
+                        "last-event-id", "mcp-method", "mcp-name"]
+CORS_EXPOSED_HEADERS = ["www-authenticate", "mcp-protocol-version", "mcp-session-id"]
 INSTRUCTIONS = "Demo MCP server of the OAuth sandbox. get_time and whoami need mcp:tools; server_stats needs mcp:admin."
 
 
@@ -49,7 +55,8 @@ def transport_app(server: MCPServer, settings: Settings) -> Starlette:
         transport_security=TransportSecuritySettings(
             enable_dns_rebinding_protection=True,
             allowed_hosts=settings.public_hosts,
-            allowed_origins=settings.public_origins,
+            # Browser clients on the CORS allow-list pass too (same `:*` syntax as the SDK's).
+            allowed_origins=settings.public_origins + settings.cors_origins,
         ),
         host=settings.host,
     )
@@ -104,6 +111,22 @@ def create_app(settings: Settings, *, verifier: AccessTokenVerifier | None = Non
             policy=policy,
             max_body_bytes=settings.max_body_bytes,
         )
+    )
+    # CORS for clients that run in a browser page: the preflight is answered here, before the
+    # bearer check (a preflight carries no credentials, and a 401 to it fails the real request);
+    # the 401/403 challenges are readable by the page (WWW-Authenticate exposed). No cookies
+    # are involved, so no Allow-Credentials; origins only from the allow-list, never `*`.
+    app.user_middleware.insert(
+        0,
+        Middleware(
+            CORSMiddleware,
+            allow_origin_regex=settings.cors_origin_regex,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=CORS_REQUEST_HEADERS,
+            expose_headers=CORS_EXPOSED_HEADERS,
+            allow_credentials=False,
+            max_age=600,
+        ),
     )
     app.user_middleware.insert(0, Middleware(AccessLog))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from functools import cached_property
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -42,6 +43,10 @@ class Settings(BaseSettings):
     jwks_max_age_seconds: float = 3600.0
     # How long a token with an unknown `kid` may wait for the refresh it triggers (known kids never wait).
     jwks_unknown_kid_wait_seconds: float = 3.0
+    # Browser origins allowed to call this server cross-origin (CORS) and past the Origin check
+    # (RS20), space-separated: exact origins, or `scheme://host:*` for any port of that host.
+    # Never `*`: a page's origin is the only thing that tells the server which site is calling.
+    cors_allowed_origins: str = "http://localhost:* http://127.0.0.1:* http://[::1]:*"
     # Proxies whose X-Forwarded-* headers are believed (the Caddy front's address).
     trusted_proxies: str = "127.0.0.1"
     host: str = "0.0.0.0"  # noqa: S104  (inside its container, reached only through the TLS front)
@@ -69,6 +74,26 @@ class Settings(BaseSettings):
     def public_origins(self) -> list[str]:
         scheme = urlsplit(self.resource_url).scheme
         return [f"{scheme}://{h}" for h in self.public_hosts]
+
+    @cached_property
+    def cors_origins(self) -> list[str]:
+        origins = self.cors_allowed_origins.split()
+        for origin in origins:
+            base = origin.removesuffix(":*")
+            parts = urlsplit(base)
+            is_origin = parts.scheme in ("http", "https") and parts.hostname and not (parts.path or parts.query)
+            if not is_origin or "*" in base:
+                raise ValueError(f"MCP_CORS_ALLOWED_ORIGINS: {origin!r} is not an origin (scheme://host[:port]) "
+                                 "or scheme://host:* ; `*` is never allowed")
+        return origins
+
+    @cached_property
+    def cors_origin_regex(self) -> str:
+        """The allow-list as one regular expression (full match), `:*` meaning any port."""
+        alternatives = [
+            re.escape(o.removesuffix(":*")) + r":\d{1,5}" if o.endswith(":*") else re.escape(o) for o in self.cors_origins
+        ]
+        return "|".join(alternatives) or "(?!)"
 
     @cached_property
     def mcp_path(self) -> str:
