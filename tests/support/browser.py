@@ -122,6 +122,11 @@ class KeycloakBrowser:
         page = await self.tab()
         self.authorization_urls.append(url)
         await goto(page, url)
+        await self.sign_in(consent=consent)
+
+    async def sign_in(self, *, consent: bool = True) -> None:
+        """On Keycloak's page (where a client sent this tab): log in, consent, back to the client."""
+        page = await self.tab()
         if await page.locator("#username").count():
             await page.fill("#username", self.user.username)
             await page.fill("#password", self.user.password)

@@ -19,6 +19,8 @@ from . import cimd
 from .keys import KeyDirectory
 
 AGENTS = ("demo", "machine")
+# Documents for third-party clients, one data file each (cimd-host/clients/README.md).
+CLIENTS_DIR = Path(__file__).resolve().parents[2] / "clients"
 
 
 def _write(path: Path, body: bytes) -> None:
@@ -43,6 +45,11 @@ def render(state: Path, origin: str, callback_port: int) -> list[Path]:
     target = public / "agents" / "demo" / "metadata.json"
     _write(target, cimd.validate(url, cimd.demo_agent_document(origin, callback_port)))
     written.append(target)
+    for data in sorted(CLIENTS_DIR.glob("*.json")):
+        document = cimd.third_party_document(origin, data.stem, json.loads(data.read_text()))
+        target = public / "clients" / data.stem / "metadata.json"
+        _write(target, cimd.validate(cimd.client_url(origin, data.stem), document))
+        written.append(target)
     return written
 
 

@@ -7,6 +7,7 @@ of its OIDC client representation are allowed, and every URL in it must sit on a
 from __future__ import annotations
 
 import json
+import re
 from urllib.parse import urlsplit
 
 # Properties Keycloak's CIMD fetch accepts and that this project uses.
@@ -54,6 +55,42 @@ def demo_agent_document(origin: str, callback_port: int) -> dict[str, object]:
         # offline_access: the agent keeps working after the browser session ends (refresh tokens).
         "scope": "mcp:tools mcp:admin offline_access",
     }
+
+
+# What a third-party client's document may ask for (cimd-host/clients/README.md).
+THIRD_PARTY_SCOPES = frozenset({"mcp:tools", "mcp:admin", "offline_access"})
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "[::1]"})
+
+
+def _exact_loopback_http(uri: str) -> bool:
+    parts = urlsplit(uri)
+    host = parts.netloc.rsplit(":", 1)[0] if not parts.netloc.endswith("]") else parts.netloc
+    return parts.scheme == "http" and host in LOOPBACK_HOSTS and "*" not in uri and "#" not in uri \
+        and not parts.username and not parts.query
+
+
+def client_url(origin: str, name: str) -> str:
+    return f"{origin}/clients/{name}/metadata.json"
+
+
+def third_party_document(origin: str, name: str, data: dict[str, object]) -> dict[str, object]:
+    """A third-party client's document from its data file: public, loopback redirects only."""
+    if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,62}", name):
+        raise ValueError(f"{name}: file names are lower-case letters, digits and hyphens")
+    if "client_id" in data:
+        raise ValueError(f"{name}: no client_id in the file; it is the document's URL")
+    if data.get("token_endpoint_auth_method") != "none" or "jwks_uri" in data or "jwks" in data:
+        raise ValueError(f"{name}: third-party documents are public clients (token_endpoint_auth_method none, no keys)")
+    redirects = data.get("redirect_uris")
+    if not isinstance(redirects, list) or not redirects:
+        raise ValueError(f"{name}: redirect_uris must be a non-empty list")
+    for uri in redirects:
+        if not _exact_loopback_http(str(uri)):
+            raise ValueError(f"{name}: redirect URI {uri!r} is not an exact loopback http URI")
+    scopes = set(str(data.get("scope", "")).split())
+    if not scopes <= THIRD_PARTY_SCOPES:
+        raise ValueError(f"{name}: scopes not offered to third-party clients: {sorted(scopes - THIRD_PARTY_SCOPES)}")
+    return {"client_id": client_url(origin, name), **data}
 
 
 def validate(url: str, document: dict[str, object]) -> bytes:

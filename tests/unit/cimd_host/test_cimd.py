@@ -55,3 +55,49 @@ def test_oversized_document_is_refused():
     document = {**cimd.demo_agent_document(ORIGIN, 8976), "client_name": "x" * 6000}
     with pytest.raises(ValueError, match="bytes"):
         cimd.validate(URL, document)
+
+
+# --- third-party documents (cimd-host/clients/*.json) ---
+
+INSPECTOR = {"client_name": "MCP Inspector", "redirect_uris": ["http://localhost:6274/oauth/callback"],
+             "grant_types": ["authorization_code"], "response_types": ["code"], "token_endpoint_auth_method": "none",
+             "scope": "mcp:tools offline_access"}
+
+
+def test_every_published_client_file_is_valid():
+    from cimd_host.__main__ import CLIENTS_DIR
+
+    files = sorted(CLIENTS_DIR.glob("*.json"))
+    assert [f.stem for f in files] == ["mcp-inspector"]
+    for file in files:
+        url = cimd.client_url("https://cimd.localhost", file.stem)
+        body = cimd.validate(url, cimd.third_party_document("https://cimd.localhost", file.stem, json.loads(file.read_text())))
+        assert json.loads(body)["client_id"] == url
+
+
+@pytest.mark.parametrize(("change", "reason"), [
+    ({"token_endpoint_auth_method": "private_key_jwt"}, "public clients"),
+    ({"jwks_uri": "https://cimd.localhost/x.json"}, "public clients"),
+    ({"redirect_uris": ["https://app.example/callback"]}, "exact loopback"),
+    ({"redirect_uris": ["http://evil.example/callback"]}, "exact loopback"),
+    ({"redirect_uris": ["http://localhost:6274/*"]}, "exact loopback"),
+    ({"redirect_uris": ["http://localhost:6274/cb#frag"]}, "exact loopback"),
+    ({"redirect_uris": ["http://localhost.evil.example/cb"]}, "exact loopback"),
+    ({"redirect_uris": ["com.example.app:/cb"]}, "exact loopback"),
+    ({"redirect_uris": []}, "non-empty"),
+    ({"scope": "mcp:tools openid email"}, "not offered"),
+    ({"client_id": "https://cimd.localhost/clients/x/metadata.json"}, "no client_id"),
+])
+def test_third_party_documents_are_held_to_the_dcr_rules(change: dict, reason: str):
+    with pytest.raises(ValueError, match=reason):
+        cimd.third_party_document("https://cimd.localhost", "x", {**INSPECTOR, **change})
+
+
+def test_third_party_file_names_are_plain():
+    with pytest.raises(ValueError, match="file names"):
+        cimd.third_party_document("https://cimd.localhost", "../agents/demo", INSPECTOR)
+
+
+def test_ipv6_loopback_redirects_are_loopback():
+    doc = cimd.third_party_document("https://cimd.localhost", "x", {**INSPECTOR, "redirect_uris": ["http://[::1]:6274/cb"]})
+    assert doc["redirect_uris"] == ["http://[::1]:6274/cb"]

@@ -1,0 +1,157 @@
+"""The MCP Inspector 2.x (npm @modelcontextprotocol/inspector, pinned in
+tests/interop/node/package-lock.json), its web UI driven in Chromium as a developer uses it:
+add https://mcp.localhost/mcp (streamable HTTP), connect, log in as the demo user and consent at
+Keycloak, list the tools, call get_time.
+
+- default mode: dynamic client registration (the Inspector's own body, with `client_uri` on
+  GitHub; its redirect is http://localhost:6274/oauth/callback);
+- CIMD mode: its "Use Client ID Metadata Document" setting with the document the CIMD host
+  publishes for it (cimd-host/clients/mcp-inspector.json).
+
+The Inspector does every OAuth request from its Node backend (so NODE_EXTRA_CA_CERTS and the
+*.localhost preload apply there); the browser only visits its UI and Keycloak's login. Its own
+API token stays on: the test opens the UI with the token it prints, as its README says to.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from urllib.parse import parse_qsl, urlsplit
+
+import pytest
+from playwright.async_api import Page
+from testcontainers.compose import DockerCompose
+
+from tests.support.browser import KeycloakBrowser, User, chromium
+from tests.support.keycloak import delete_clients
+from tests.support.net import port_is_free
+from tests.support.stack import ROOT, Stack
+
+pytestmark = pytest.mark.anyio
+
+NODE_DIR = ROOT / "tests" / "interop" / "node"
+NODE = NODE_DIR / "node_modules" / ".bin" / "node"
+LAUNCHER = NODE_DIR / "node_modules" / "@modelcontextprotocol" / "inspector" / "clients" / "launcher" / "build" / "index.js"
+# The Inspector's default UI port: its redirect URI (and so the CIMD document) names it.
+PORT = 6274
+READY = re.compile(r"MCP_INSPECTOR_API_TOKEN=([0-9a-f]+)")
+
+
+@contextmanager
+def inspector(stack: Stack) -> Iterator[str]:
+    """The Inspector's web UI, fresh (no saved servers, tokens or registrations); its URL."""
+    assert NODE.exists(), "the interop clients are not installed; run the tests with `make test`"
+    assert port_is_free(PORT), f"port {PORT} is taken: the Inspector's redirect URI needs it (stop the other Inspector)"
+    with tempfile.TemporaryDirectory() as home:
+        env = {"HOME": home, "PATH": f"{NODE.parent}:/usr/bin:/bin", "MCP_AUTO_OPEN_ENABLED": "false",
+               "MCP_INSPECTOR_SECRET_STORE": "memory", "NODE_EXTRA_CA_CERTS": str(stack.ca_file),
+               "NODE_OPTIONS": f"--require {NODE_DIR / 'localhost.cjs'}", "LANG": os.environ.get("LANG", "C.UTF-8")}
+        process = subprocess.Popen([str(NODE), str(LAUNCHER), "--web"], cwd=home, env=env, text=True,
+                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        try:
+            assert process.stdout is not None
+            output = []
+            deadline = time.monotonic() + 60
+            for line in process.stdout:
+                output.append(line)
+                if match := READY.search(line):
+                    break
+                assert time.monotonic() < deadline, "".join(output)
+            else:
+                pytest.fail("the Inspector exited:\n" + "".join(output))
+            # `localhost`, not 127.0.0.1: its redirect URI says localhost, and the page that
+            # receives the callback must be the same origin as the one that started the login.
+            yield f"http://localhost:{PORT}/?MCP_INSPECTOR_API_TOKEN={match.group(1)}"
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+async def use_cimd(page: Page, document_url: str) -> None:
+    await page.get_by_role("button", name="Client settings").click()
+    await page.get_by_role("button", name="OAuth Client ID Metadata Document").click()
+    await page.get_by_label("Use Client ID Metadata Document").evaluate("input => input.click()")
+    await page.get_by_label("Client ID metadata document URL").fill(document_url)
+    await page.get_by_role("button", name="Close").click()
+
+
+async def add_server_and_connect(page: Page, stack: Stack, browser: KeycloakBrowser) -> str:
+    """Add the sandbox's MCP server, connect, sign in at Keycloak; the authorization URL used."""
+    await page.get_by_role("button", name="Add Servers").click()
+    await page.get_by_text("Add manually").click()
+    await page.get_by_label("Server ID").fill("sandbox")
+    await page.get_by_role("textbox", name="Transport").click()
+    await page.get_by_role("option", name="streamable-http").click()
+    await page.get_by_label("URL").fill(stack.resource_url)
+    await page.get_by_role("button", name="Add", exact=True).click()
+    # The switch's input is visually hidden (Mantine), and connecting navigates away before the
+    # switch shows its new state: a plain DOM click, as the label would give it.
+    await page.get_by_role("switch", name='Connect or disconnect "sandbox"').evaluate("input => input.click()")
+    await page.wait_for_url(f"{stack.issuer}/protocol/openid-connect/auth?*")
+    authorization_url = page.url
+    await browser.sign_in()
+    await page.get_by_text("Connected", exact=True).wait_for()
+    return authorization_url
+
+
+async def list_tools_and_call_get_time(page: Page) -> str:
+    await page.get_by_text("Tools", exact=True).first.click()
+    for tool in ("get_time", "whoami", "server_stats"):
+        await page.get_by_role("button", name=tool, exact=True).wait_for()
+    await page.get_by_role("button", name="get_time", exact=True).click()
+    await page.get_by_role("button", name="Execute Tool").click()
+    result = page.get_by_text(re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d"))
+    await result.first.wait_for()
+    return await result.first.inner_text()
+
+
+def user(stack: Stack) -> User:
+    return User("alice", stack.secret("demo-user-password"))
+
+
+@pytest.mark.matrix("MCP Inspector", "DCR")
+async def test_inspector_connects_in_its_default_mode_by_dynamic_registration(stack: Stack, compose: DockerCompose):
+    with inspector(stack) as url:
+        async with chromium(stack.ca_file, user(stack)) as browser:
+            page = await browser.visit(url)
+            authorization_url = await add_server_and_connect(page, stack, browser)
+            client_id = dict(parse_qsl(urlsplit(authorization_url).query))["client_id"]
+            try:
+                now = await list_tools_and_call_get_time(page)
+            finally:
+                deleted = delete_clients(compose, stack, client_id)
+    assert deleted == 1  # the Inspector's own registration (a UUID client id), gone again
+    assert not client_id.startswith("https://")
+    query = dict(parse_qsl(urlsplit(authorization_url).query))
+    assert query["redirect_uri"] == f"http://localhost:{PORT}/oauth/callback"
+    assert query["code_challenge_method"] == "S256"
+    assert query["resource"] == stack.resource_url
+    assert browser.logins == 1
+    assert browser.consents == 1
+    assert re.match(r"^\d{4}-\d\d-\d\dT", now)
+
+
+@pytest.mark.matrix("MCP Inspector", "CIMD")
+async def test_inspector_connects_with_the_cimd_document_published_for_it(stack: Stack, compose: DockerCompose):
+    document = f"{stack.cimd_origin}/clients/mcp-inspector/metadata.json"
+    with inspector(stack) as url:
+        async with chromium(stack.ca_file, user(stack)) as browser:
+            page = await browser.visit(url)
+            await use_cimd(page, document)
+            try:
+                authorization_url = await add_server_and_connect(page, stack, browser)
+                now = await list_tools_and_call_get_time(page)
+            finally:
+                delete_clients(compose, stack, document)  # the client Keycloak made from the document
+    assert dict(parse_qsl(urlsplit(authorization_url).query))["client_id"] == document
+    assert browser.consents == 1
+    assert re.match(r"^\d{4}-\d\d-\d\dT", now)
