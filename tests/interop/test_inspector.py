@@ -140,7 +140,27 @@ async def test_inspector_connects_in_its_default_mode_by_dynamic_registration(st
     assert re.match(r"^\d{4}-\d\d-\d\dT", now)
 
 
+async def step_up_and_call_server_stats(page: Page, stack: Stack, browser: KeycloakBrowser) -> tuple[str, str]:
+    """server_stats needs mcp:admin: the 403 makes the Inspector offer re-authorization with the
+    union of scopes; after the round trip through Keycloak the user runs the tool again."""
+    await page.get_by_role("button", name="server_stats", exact=True).click()
+    await page.get_by_role("button", name="Execute Tool").click()
+    await page.get_by_text("Additional permissions required").wait_for()
+    await page.get_by_role("button", name="Authorize", exact=True).click()
+    await page.wait_for_url(f"{stack.issuer}/protocol/openid-connect/auth?*")
+    authorization_url = page.url
+    await browser.sign_in()
+    await page.get_by_text("Connected", exact=True).wait_for()
+    await page.get_by_text("Tools", exact=True).first.click()
+    await page.get_by_role("button", name="server_stats", exact=True).click()
+    await page.get_by_role("button", name="Execute Tool").click()
+    result = page.get_by_text('"uptime_seconds"')
+    await result.first.wait_for()
+    return authorization_url, await result.first.inner_text()
+
+
 @pytest.mark.matrix("MCP Inspector", "CIMD")
+@pytest.mark.matrix("MCP Inspector", "step-up")
 async def test_inspector_connects_with_the_cimd_document_published_for_it(stack: Stack, compose: DockerCompose):
     document = f"{stack.cimd_origin}/clients/mcp-inspector/metadata.json"
     with inspector(stack) as url:
@@ -150,8 +170,12 @@ async def test_inspector_connects_with_the_cimd_document_published_for_it(stack:
             try:
                 authorization_url = await add_server_and_connect(page, stack, browser)
                 now = await list_tools_and_call_get_time(page)
+                step_up_url, stats = await step_up_and_call_server_stats(page, stack, browser)
             finally:
                 delete_clients(compose, stack, document)  # the client Keycloak made from the document
     assert dict(parse_qsl(urlsplit(authorization_url).query))["client_id"] == document
-    assert browser.consents == 1
     assert re.match(r"^\d{4}-\d\d-\d\dT", now)
+    # Step-up: the scopes already granted plus the challenged one (SEP-2350), a second consent.
+    assert set(dict(parse_qsl(urlsplit(step_up_url).query))["scope"].split()) == {"mcp:tools", "offline_access", "mcp:admin"}
+    assert browser.consents == 2
+    assert "uptime_seconds" in stats

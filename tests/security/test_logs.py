@@ -54,7 +54,8 @@ def test_no_secret_the_run_used_appears_in_any_log(stack: Stack, compose: Docker
         careless = token(stack)
         assert http.post(f"{stack.resource_url}?access_token={careless}", json={}).status_code == 401
         assert http.get(f"{stack.issuer}/protocol/openid-connect/userinfo?access_token={careless}").status_code == 401
-    remember(user, stack.secret("keycloak-admin-password"), stack.secret("keycloak-admin-client-secret"))
+    remember(user, *(stack.secret(name) for name in ("keycloak-admin-password", "keycloak-admin-client-secret",
+                                                     "agent-confidential-client-secret", "machine-client-secret")))
 
     logs = all_logs(compose)
     for service in ("caddy", "keycloak", "mcp-server"):

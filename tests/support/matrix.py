@@ -5,10 +5,12 @@ A test proves a cell of the matrix by its marker:
     @pytest.mark.matrix("TypeScript SDK", "client credentials")
 
 As a pytest plugin (tests/conftest.py loads it) this records each marked test's outcome into
-.local/interop/results.json, merged with earlier runs, so `make interop` (the interop tests only)
-and `make test` (everything) both keep it current. `python -m tests.support.matrix` renders
-docs/clients.md from that file, the clients' pinned versions (lockfiles) and
-tests/interop/clients.toml (the columns, the rows and the known client-side limits).
+.local/interop/results.json, merged with earlier runs, and rewrites docs/clients.md at the end of
+any run that executed a marked test — so `make interop` (the client tests only) and `make test`
+(everything) both keep it current. The page is rendered from that file, the conformance runs'
+summaries (.local/interop/conformance/), the clients' pinned versions (lockfiles) and
+tests/interop/clients.toml (the columns, the rows and the known client-side limits);
+`python -m tests.support.matrix` renders it again without running anything.
 """
 
 from __future__ import annotations
@@ -76,6 +78,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         previous.setdefault(client, {})[flow] = {"result": result, "tests": sorted(n for n, _ in entries), "at": now}
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(previous, indent=2, sort_keys=True) + "\n")
+    DOC.write_text(render())
 
 
 # --- versions --------------------------------------------------------------------------------
@@ -189,7 +192,7 @@ def render() -> str:
     lines += conformance_section()
     lines += ["## Known client-side limits", ""]
     for limit in data["limits"]:
-        lines.append(f"- **{limit['client']}** — {limit['text'].strip()} ({limit['reference']})")
+        lines.append(f"- **{limit['client']}** — {' '.join(limit['text'].split())} ({limit['reference']})")
     lines.append("")
     return "\n".join(lines)
 
