@@ -11,7 +11,7 @@ COMPOSE := docker compose --project-directory compose -f compose/compose.yaml
 UV = $(shell $(SCRIPTS)/ensure-uv.sh)
 PYTEST_ARGS ?=
 
-.PHONY: help up down clean logs ps test test-unit interop lint agent bench lock rotate-keys prepare docker images env ca keys port browser interop-clients
+.PHONY: help up down clean logs ps test test-unit interop synth lint agent bench lock rotate-keys prepare docker images env ca keys port browser interop-clients
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  \033[1mmake %-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -38,6 +38,10 @@ test: prepare browser interop-clients ## Run the whole suite: unit tests, then t
 interop: prepare browser interop-clients ## Only the client interop tests (third-party clients, conformance suite); rewrites docs/clients.md
 	@$(UV) sync --frozen --quiet
 	@$(UV) run --frozen pytest -m "interop or matrix" $(PYTEST_ARGS)
+
+synth: ## Synthesize the AWS ECS/ALB template (deploy/aws; CONFIG=deploy/aws/config.toml) into deploy/aws/cdk.out
+	@$(UV) sync --frozen --quiet
+	@UV=$(UV) $(SCRIPTS)/synth.sh
 
 lint: ## Lint and type-check the Python code (ruff; mypy, strict for the MCP server)
 	@$(UV) sync --frozen --quiet

@@ -26,6 +26,12 @@ pytest_plugins = ["tests.support.matrix"]
 # reach. The compose stack is torn down by the `compose` fixture instead.
 os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
 
+# The AWS CDK (tests/deploy) runs on Node through jsii: the suite's own Node 22 when `make test`
+# installed it (tests/interop/node), before anything imports aws_cdk.
+_NODE = Path(__file__).parent / "interop" / "node" / "node_modules" / ".bin" / "node"
+if _NODE.exists():
+    os.environ.setdefault("JSII_NODE", str(_NODE))
+
 TESTS = Path(__file__).parent
 INTEGRATION = TESTS / "integration"
 SECURITY = TESTS / "security"

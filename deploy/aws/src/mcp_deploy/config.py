@@ -1,0 +1,123 @@
+"""The deployment's parameters: one typed, validated object, read from a TOML file.
+
+    python app.py                      # reads deploy/aws/config.toml (or $MCP_DEPLOY_CONFIG)
+
+Image versions are not parameters: they come from compose/versions.env, the file the sandbox
+pins them in, so production runs what `make test` tested.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[4]
+VERSIONS = ROOT / "compose" / "versions.env"
+HOSTNAME = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+
+
+def pinned_versions(path: Path = VERSIONS) -> dict[str, str]:
+    """compose/versions.env (KEY=VALUE, ${VAR} references to earlier keys)."""
+    values: dict[str, str] = {}
+    for line in path.read_text().splitlines():
+        if line and not line.startswith("#") and "=" in line:
+            key, value = line.split("=", 1)
+            values[key] = re.sub(r"\$\{(\w+)\}", lambda m: values[m.group(1)], value)
+    return values
+
+
+@dataclass(frozen=True)
+class DeployConfig:
+    # Public names: auth.<domain> (Keycloak), mcp.<domain> (MCP server), cimd.<domain> (CIMD host).
+    domain: str
+    # The Route 53 hosted zone the three records (and, without certificate_arn, the ACM DNS
+    # validation records) go into.
+    hosted_zone_id: str
+    hosted_zone_name: str
+    # Directory of the rendered public CIMD documents and JWKS for these names
+    # (`python -m cimd_host --state <dir> render --origin https://cimd.<domain>`): only its
+    # `cimd-public` part is shipped, and the build refuses anything that looks like a private key.
+    cimd_state_dir: str
+    # The region's managed prefix list for S3 (`aws ec2 describe-managed-prefix-lists --filters
+    # Name=prefix-list-name,Values=com.amazonaws.<region>.s3`): Keycloak's tasks reach ECR's image
+    # layers through the S3 gateway endpoint and nothing else outside the VPC.
+    s3_prefix_list_id: str
+    # An existing ACM certificate for the three names; unset: one is created, DNS-validated.
+    certificate_arn: str | None = None
+    realm: str = "mcp"
+    account: str | None = None
+    region: str = "eu-west-1"
+    keycloak_tasks: int = 2
+    keycloak_cpu: int = 1024
+    keycloak_memory_mib: int = 2048
+    mcp_min_tasks: int = 2
+    mcp_max_tasks: int = 6
+    mcp_cpu: int = 256
+    mcp_memory_mib: int = 512
+    # Aurora Serverless v2 capacity range (ACUs).
+    database_min_capacity: float = 0.5
+    database_max_capacity: float = 4.0
+    log_retention_days: int = 30
+    # AWS WAF in front of the ALB with rate-based rules on the token and registration endpoints.
+    waf: bool = True
+    waf_requests_per_5_minutes: int = 300
+    # Browser pages allowed to call the MCP server cross-origin (MCP_CORS_ALLOWED_ORIGINS);
+    # empty in production unless you ship a browser client.
+    cors_allowed_origins: str = ""
+    # The loopback port in the agents' redirect URIs (the realm's ${AGENT_CALLBACK_PORT}).
+    agent_callback_port: int = 8976
+    alarm_email: str | None = None
+    tags: dict[str, str] = field(default_factory=lambda: {"project": "mcp-auth-stack"})
+
+    def __post_init__(self) -> None:
+        problems = []
+        for name in ("domain", "hosted_zone_name"):
+            if not HOSTNAME.match(getattr(self, name)):
+                problems.append(f"{name} must be a DNS name, got {getattr(self, name)!r}")
+        if not (self.domain == self.hosted_zone_name or self.domain.endswith("." + self.hosted_zone_name)):
+            problems.append(f"domain {self.domain} is not in the hosted zone {self.hosted_zone_name}")
+        if self.keycloak_tasks < 2:
+            problems.append("keycloak_tasks must be >= 2 (a clustered pair survives a task replacement)")
+        if not 2 <= self.mcp_min_tasks <= self.mcp_max_tasks:
+            problems.append("need 2 <= mcp_min_tasks <= mcp_max_tasks")
+        if not re.fullmatch(r"[a-z0-9-]+", self.realm) or self.realm == "master":
+            problems.append(f"realm must be a realm name other than master, got {self.realm!r}")
+        if "*" in self.cors_allowed_origins.replace(":*", ""):
+            problems.append("cors_allowed_origins: `*` is never allowed")
+        if not re.fullmatch(r"pl-[0-9a-f]{8,17}", self.s3_prefix_list_id):
+            problems.append(f"s3_prefix_list_id must be a prefix list id (pl-…), got {self.s3_prefix_list_id!r}")
+        if self.certificate_arn is not None and not self.certificate_arn.startswith("arn:aws:acm:"):
+            problems.append("certificate_arn must be an ACM certificate ARN")
+        if problems:
+            raise ValueError("invalid deployment config: " + "; ".join(problems))
+
+    @classmethod
+    def load(cls, path: Path) -> DeployConfig:
+        data = tomllib.loads(path.read_text())
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"{path}: unknown settings {unknown}")
+        if "cimd_state_dir" in data:  # relative to the config file, not to wherever cdk runs
+            data["cimd_state_dir"] = str((path.parent / data["cimd_state_dir"]).resolve())
+        return cls(**data)
+
+    def host(self, name: str) -> str:
+        return f"{name}.{self.domain}"
+
+    def origin(self, name: str) -> str:
+        return f"https://{self.host(name)}"
+
+    @property
+    def issuer(self) -> str:
+        return f"{self.origin('auth')}/realms/{self.realm}"
+
+    @property
+    def resource_url(self) -> str:
+        return f"{self.origin('mcp')}/mcp"
+
+    @property
+    def cimd_public_dir(self) -> Path:
+        return Path(self.cimd_state_dir) / "cimd-public"

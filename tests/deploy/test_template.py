@@ -1,0 +1,314 @@
+"""The AWS template (deploy/aws), synthesized offline: every promise of docs/production.md
+checked by its effect in the CloudFormation template."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from aws_cdk.assertions import Match
+
+from mcp_server.config import Settings
+from tests.support.deploy import Synthesized, synthesized
+
+pytestmark = pytest.mark.deploy
+
+
+@pytest.fixture(scope="module")
+def synth() -> Synthesized:
+    return synthesized()
+
+
+def resources(synth: Synthesized, kind: str) -> dict[str, dict]:
+    return synth.template.find_resources(kind)
+
+
+def one(synth: Synthesized, kind: str, props: dict | None = None) -> tuple[str, dict]:
+    found = synth.template.find_resources(kind, {"Properties": props} if props else None)
+    assert len(found) == 1, f"{kind}: {len(found)} found"
+    return next(iter(found.items()))
+
+
+def listener_resources(synth: Synthesized) -> list[dict]:
+    return list(resources(synth, "AWS::ElasticLoadBalancingV2::Listener").values())
+
+
+def logical_id(synth: Synthesized, construct) -> str:
+    return synth.stack.get_logical_id(construct.node.default_child)
+
+
+# --- network and edge -------------------------------------------------------------------------
+
+def test_vpc_spans_two_availability_zones(synth: Synthesized):
+    subnets = resources(synth, "AWS::EC2::Subnet").values()
+    zones = {str(s["Properties"]["AvailabilityZone"]) for s in subnets}
+    assert len(subnets) == 6  # public, app, data in each AZ
+    assert len(zones) == 2
+
+
+def test_alb_is_internet_facing_https_only_with_a_modern_tls_policy(synth: Synthesized):
+    _, alb = one(synth, "AWS::ElasticLoadBalancingV2::LoadBalancer")
+    assert alb["Properties"]["Scheme"] == "internet-facing"
+    attributes = {a["Key"]: a["Value"] for a in alb["Properties"]["LoadBalancerAttributes"]}
+    assert attributes["idle_timeout.timeout_seconds"] == "300"  # streamable HTTP
+    assert attributes["routing.http.drop_invalid_header_fields.enabled"] == "true"
+    assert attributes["access_logs.s3.enabled"] == "true"
+    listeners = {listener["Properties"]["Port"]: listener["Properties"] for listener in listener_resources(synth)}
+    assert set(listeners) == {80, 443}
+    assert listeners[443]["Protocol"] == "HTTPS"
+    assert listeners[443]["SslPolicy"] == "ELBSecurityPolicy-TLS13-1-2-2021-06"
+    assert len(listeners[443]["Certificates"]) == 1
+    (redirect,) = listeners[80]["DefaultActions"]
+    assert redirect["Type"] == "redirect"
+    assert redirect["RedirectConfig"]["Protocol"] == "HTTPS"
+    assert redirect["RedirectConfig"]["Port"] == "443"
+
+
+def test_everything_not_routed_gets_a_fixed_404(synth: Synthesized):
+    listener = next(item["Properties"] for item in listener_resources(synth) if item["Properties"]["Port"] == 443)
+    (default,) = listener["DefaultActions"]
+    assert default["Type"] == "fixed-response"
+    assert default["FixedResponseConfig"]["StatusCode"] == "404"
+
+
+def rules(synth: Synthesized) -> list[dict]:
+    found = [r["Properties"] for r in resources(synth, "AWS::ElasticLoadBalancingV2::ListenerRule").values()]
+    return sorted(found, key=lambda r: r["Priority"])
+
+
+def conditions(rule: dict) -> dict[str, list[str]]:
+    out = {}
+    for condition in rule["Conditions"]:
+        field = condition["Field"]
+        key = {"host-header": "HostHeaderConfig", "path-pattern": "PathPatternConfig"}[field]
+        out[field] = condition[key]["Values"]
+    return out
+
+
+def target_port(synth: Synthesized, rule: dict) -> int:
+    (action,) = rule["Actions"]
+    (group,) = action["TargetGroupArn"].values()  # {"Ref": id}
+    return synth.template.to_json()["Resources"][group]["Properties"]["Port"]
+
+
+def test_listener_rules_expose_only_the_served_realm_in_this_order(synth: Synthesized):
+    found = [conditions(r) for r in rules(synth)]
+    auth, mcp, cimd = "auth.mcp.example.com", "mcp.mcp.example.com", "cimd.mcp.example.com"
+    assert found == [
+        {"host-header": [auth], "path-pattern": ["/realms/mcp/*", "/resources/*"]},
+        {"host-header": [auth], "path-pattern": ["/.well-known/oauth-authorization-server/realms/mcp",
+                                                 "/.well-known/openid-configuration/realms/mcp"]},
+        {"host-header": [mcp]},
+        {"host-header": [cimd]},
+    ]
+    # The master realm, the admin console and API are not matched by any rule: the 404 default.
+    patterns = [p for c in found for p in c.get("path-pattern", [])]
+    for path in ("/realms/master/protocol/openid-connect/token", "/admin/master/console/", "/admin/realms/mcp/users",
+                 "/realms/mcpx/", "/health/ready", "/metrics"):
+        assert not any(re.fullmatch(p.replace("*", ".*"), path) for p in patterns), path
+
+
+def test_no_rule_routes_to_the_management_port(synth: Synthesized):
+    assert [target_port(synth, r) for r in rules(synth)] == [8080, 8080, 8000, 8080]
+
+
+def test_health_checks(synth: Synthesized):
+    groups = [g["Properties"] for g in resources(synth, "AWS::ElasticLoadBalancingV2::TargetGroup").values()]
+    (keycloak,) = [g for g in groups if g.get("HealthCheckPort") == "9000"]
+    assert keycloak["Port"] == 8080  # traffic on 8080; readiness on the management port
+    assert keycloak["HealthCheckPath"] == "/health/ready"
+    (mcp,) = [g for g in groups if g["Port"] == 8000]
+    assert mcp["HealthCheckPath"] == "/healthz"
+    mcp_attributes = {a["Key"]: a["Value"] for a in mcp["TargetGroupAttributes"]}
+    assert mcp_attributes["deregistration_delay.timeout_seconds"] == "60"
+    assert mcp_attributes.get("stickiness.enabled", "false") == "false"  # stateless
+
+
+def test_three_public_names_in_route53_point_at_the_alb(synth: Synthesized):
+    records = sorted(r["Properties"]["Name"] for r in resources(synth, "AWS::Route53::RecordSet").values()
+                     if r["Properties"]["Type"] == "A")
+    assert records == ["auth.mcp.example.com.", "cimd.mcp.example.com.", "mcp.mcp.example.com."]
+    _, certificate = one(synth, "AWS::CertificateManager::Certificate")
+    assert certificate["Properties"]["ValidationMethod"] == "DNS"
+    assert sorted([certificate["Properties"]["DomainName"], *certificate["Properties"]["SubjectAlternativeNames"]]) == [
+        "auth.mcp.example.com", "cimd.mcp.example.com", "mcp.mcp.example.com"]
+
+
+def test_a_given_certificate_is_used_instead_of_creating_one():
+    arn = "arn:aws:acm:eu-west-1:123456789012:certificate/abc"
+    synth = synthesized(certificate_arn=arn)
+    assert resources(synth, "AWS::CertificateManager::Certificate") == {}
+    listener = next(item["Properties"] for item in listener_resources(synth) if item["Properties"]["Port"] == 443)
+    assert listener["Certificates"] == [{"CertificateArn": arn}]
+
+
+# --- services --------------------------------------------------------------------------------
+
+def services(synth: Synthesized) -> dict[str, dict]:
+    by_name = {}
+    for service in resources(synth, "AWS::ECS::Service").values():
+        task = synth.template.to_json()["Resources"][service["Properties"]["TaskDefinition"]["Ref"]]
+        (container,) = task["Properties"]["ContainerDefinitions"]
+        by_name[container["Name"]] = {"service": service["Properties"], "container": container,
+                                      "task": task["Properties"]}
+    return by_name
+
+
+def test_keycloak_and_mcp_run_at_least_two_tasks_each(synth: Synthesized):
+    found = services(synth)
+    assert set(found) == {"keycloak", "mcp-server", "cimd-host", "egress"}
+    for name in found:
+        assert found[name]["service"]["DesiredCount"] >= 2, name
+        assert found[name]["service"]["LaunchType"] == "FARGATE"
+        assert found[name]["service"]["NetworkConfiguration"]["AwsvpcConfiguration"]["AssignPublicIp"] == "DISABLED"
+
+
+def env(container: dict) -> dict[str, str]:
+    return {e["Name"]: e["Value"] for e in container.get("Environment", [])}
+
+
+def test_keycloak_is_clustered_on_aurora_with_the_public_issuer(synth: Synthesized):
+    keycloak = services(synth)["keycloak"]["container"]
+    settings = env(keycloak)
+    assert settings["KC_HOSTNAME"] == "https://auth.mcp.example.com"
+    assert settings["KC_PROXY_HEADERS"] == "xforwarded"
+    assert "KC_PROXY_TRUSTED_ADDRESSES" in settings  # the VPC's CIDR (a token until deploy)
+    assert settings["KC_SPI_CONNECTIONS_HTTP_CLIENT__DEFAULT__PROXY_MAPPINGS"] == ".*;http://egress.mcp.internal:4750"
+    assert keycloak["Command"] == ["start", "--optimized"]
+    _, cluster = one(synth, "AWS::RDS::DBCluster")
+    assert cluster["Properties"]["Engine"] == "aurora-postgresql"
+    assert cluster["Properties"]["StorageEncrypted"] is True
+    assert cluster["Properties"]["ServerlessV2ScalingConfiguration"] == {"MinCapacity": 0.5, "MaxCapacity": 4}
+    assert cluster["DeletionPolicy"] == "Retain"  # users, consents and clients outlive the stack
+    assert cluster["Properties"]["DeletionProtection"] is True
+    # Built from the sandbox's own Dockerfile, with the database vendor set at build time.
+    images = synth.assets["dockerImages"].values()
+    keycloak_image = next(i for i in images if i["source"].get("dockerBuildArgs", {}).get("KC_DB"))
+    assert keycloak_image["source"]["dockerBuildArgs"]["KC_DB"] == "postgres"
+
+
+def test_secrets_are_never_plain_environment_variables(synth: Synthesized):
+    for definition in resources(synth, "AWS::ECS::TaskDefinition").values():
+        for container in definition["Properties"]["ContainerDefinitions"]:
+            names = set(env(container))
+            assert not {n for n in names if re.search(r"PASSWORD|SECRET|TOKEN|KEY", n)}, container["Name"]
+            for value in env(container).values():
+                assert not re.search(r"(?i)password|secret", str(value)), container["Name"]
+    keycloak = services(synth)["keycloak"]["container"]
+    assert {s["Name"] for s in keycloak["Secrets"]} == {"KC_DB_USERNAME", "KC_DB_PASSWORD", "KC_BOOTSTRAP_ADMIN_PASSWORD",
+                                                        "KC_BOOTSTRAP_ADMIN_CLIENT_SECRET"}
+
+
+def test_the_mcp_server_uses_the_compose_setting_names(synth: Synthesized):
+    names = set(env(services(synth)["mcp-server"]["container"]))
+    known = {f"MCP_{name.upper()}" for name in Settings.model_fields}
+    assert names <= known
+    assert {"MCP_ISSUER", "MCP_RESOURCE_URL", "MCP_TRUSTED_PROXIES"} <= names
+    assert env(services(synth)["mcp-server"]["container"])["MCP_ISSUER"] == "https://auth.mcp.example.com/realms/mcp"
+
+
+def test_mcp_server_autoscales_on_cpu_and_requests_per_target(synth: Synthesized):
+    _, target = one(synth, "AWS::ApplicationAutoScaling::ScalableTarget")
+    assert target["Properties"]["MinCapacity"] >= 2
+    policies = resources(synth, "AWS::ApplicationAutoScaling::ScalingPolicy").values()
+    metrics = sorted(p["Properties"]["TargetTrackingScalingPolicyConfiguration"]["PredefinedMetricSpecification"]
+                     ["PredefinedMetricType"] for p in policies)
+    assert metrics == ["ALBRequestCountPerTarget", "ECSServiceAverageCPUUtilization"]
+
+
+def test_the_realm_comes_from_the_sandbox_realm_file_by_a_one_off_task(synth: Synthesized):
+    imports = [d for d in resources(synth, "AWS::ECS::TaskDefinition").values()
+               if d["Properties"]["ContainerDefinitions"][0]["Name"] == "realm-import"]
+    (definition,) = imports
+    container = definition["Properties"]["ContainerDefinitions"][0]
+    assert container["Command"] == ["import", "--file", "/opt/keycloak/data/import/mcp-realm.json", "--override", "false"]
+    assert {s["Name"] for s in container["Secrets"]} >= {"DEMO_USER_PASSWORD", "KC_DB_PASSWORD"}
+    outputs = synth.template.to_json()["Outputs"]
+    assert "RealmImportCommand" in outputs
+
+
+# --- security groups: Keycloak's only way out is the egress proxy --------------------------------
+
+def group_rules(synth: Synthesized, construct) -> tuple[list[dict], list[dict]]:
+    group = synth.template.to_json()["Resources"][logical_id(synth, construct)]["Properties"]
+    egress = list(group.get("SecurityGroupEgress", []))
+    ingress = list(group.get("SecurityGroupIngress", []))
+    gid = logical_id(synth, construct)
+    for rule in resources(synth, "AWS::EC2::SecurityGroupEgress").values():
+        if rule["Properties"]["GroupId"] == {"Fn::GetAtt": [gid, "GroupId"]}:
+            egress.append(rule["Properties"])
+    for rule in resources(synth, "AWS::EC2::SecurityGroupIngress").values():
+        if rule["Properties"]["GroupId"] == {"Fn::GetAtt": [gid, "GroupId"]}:
+            ingress.append(rule["Properties"])
+    return ingress, egress
+
+
+def test_keycloak_has_no_route_to_the_internet_but_the_proxy(synth: Synthesized):
+    _, egress = group_rules(synth, synth.stack.keycloak_sg)
+    assert egress, "no egress rules at all"
+    for rule in egress:
+        assert rule.get("CidrIp") != "0.0.0.0/0", rule
+        assert "CidrIpv6" not in rule
+    ports = sorted({(r["FromPort"], r.get("Description", "")) for r in egress})
+    assert {p for p, _ in ports} == {443, 4750, 5433, 7800, 57800}
+    proxy_rules = [r for r in egress if r["FromPort"] == 4750]
+    proxy = {"Fn::GetAtt": [logical_id(synth, synth.stack.egress_sg), "GroupId"]}
+    assert [r["DestinationSecurityGroupId"] for r in proxy_rules] == [proxy]
+    https = [r for r in egress if r["FromPort"] == 443]
+    assert all("DestinationSecurityGroupId" in r or "DestinationPrefixListId" in r for r in https)
+
+
+def test_only_the_proxy_reaches_the_internet_and_only_on_443(synth: Synthesized):
+    _, egress = group_rules(synth, synth.stack.egress_sg)
+    internet = [r for r in egress if r.get("CidrIp") == "0.0.0.0/0"]
+    assert [(r["FromPort"], r["ToPort"]) for r in internet] == [(443, 443)]
+
+
+def test_the_database_accepts_only_keycloak(synth: Synthesized):
+    ingress, _ = group_rules(synth, synth.stack.database_sg)
+    assert [(r["FromPort"], r["SourceSecurityGroupId"]) for r in ingress] == [
+        (5433, {"Fn::GetAtt": [logical_id(synth, synth.stack.keycloak_sg), "GroupId"]})]
+
+
+def test_the_management_port_is_reachable_only_from_the_alb(synth: Synthesized):
+    ingress, _ = group_rules(synth, synth.stack.keycloak_sg)
+    management = [r for r in ingress if r["FromPort"] == 9000]
+    alb = {"Fn::GetAtt": [logical_id(synth, synth.stack.alb_sg), "GroupId"]}
+    assert [r["SourceSecurityGroupId"] for r in management] == [alb]
+
+
+# --- operations ---------------------------------------------------------------------------------
+
+def test_every_log_group_has_the_configured_retention(synth: Synthesized):
+    groups = resources(synth, "AWS::Logs::LogGroup")
+    assert len(groups) >= 7
+    for name, group in groups.items():
+        assert group["Properties"].get("RetentionInDays") == 30, name
+
+
+def test_alarms_on_5xx_and_unhealthy_targets_notify_the_topic(synth: Synthesized):
+    alarms = [a["Properties"] for a in resources(synth, "AWS::CloudWatch::Alarm").values()]
+    metrics = sorted(a["MetricName"] for a in alarms)
+    assert metrics.count("UnHealthyHostCount") == 3
+    assert metrics.count("HTTPCode_Target_5XX_Count") == 3
+    assert "HTTPCode_ELB_5XX_Count" in metrics
+    assert all(a["AlarmActions"] for a in alarms)
+    one(synth, "AWS::SNS::Subscription", {"Protocol": "email", "Endpoint": "oncall@example.com"})
+
+
+def test_waf_rate_limits_the_token_and_registration_endpoints(synth: Synthesized):
+    _, acl = one(synth, "AWS::WAFv2::WebACL")
+    scoped = {r["Name"]: r["Statement"]["RateBasedStatement"]["ScopeDownStatement"]["ByteMatchStatement"]["SearchString"]
+              for r in acl["Properties"]["Rules"]}
+    assert scoped == {"token-endpoint": "/realms/mcp/protocol/openid-connect/token",
+                      "client-registration": "/realms/mcp/clients-registrations/"}
+    one(synth, "AWS::WAFv2::WebACLAssociation")
+
+
+def test_waf_is_optional():
+    assert synthesized(waf=False).template.find_resources("AWS::WAFv2::WebACL") == {}
+
+
+def test_tags_reach_the_resources(synth: Synthesized):
+    tag = {"Key": "project", "Value": "mcp-auth-stack"}
+    synth.template.has_resource_properties("AWS::ECS::Cluster", {"Tags": Match.array_with([tag])})
