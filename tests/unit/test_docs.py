@@ -9,7 +9,8 @@ import re
 from tests.support.stack import ROOT
 
 PAGES = [*sorted((ROOT / "docs").glob("*.md")), ROOT / "README.md", *sorted(ROOT.glob("services/*/README.md")),
-         ROOT / "cimd-host" / "README.md", ROOT / "cimd-host" / "clients" / "README.md", ROOT / "tests" / "interop" / "README.md"]
+         ROOT / "cimd-host" / "README.md", ROOT / "cimd-host" / "clients" / "README.md", ROOT / "tests" / "interop" / "README.md",
+         ROOT / "deploy" / "aws" / "README.md"]
 
 
 def defined_tests() -> set[str]:
