@@ -7,11 +7,12 @@ export COMPOSE_BAKE := false
 export UV_SYSTEM_CERTS := true
 
 SCRIPTS := compose/scripts
-COMPOSE := docker compose --project-directory compose -f compose/compose.yaml
+# The compose files of this checkout's topology come from compose/.env (COMPOSE_FILE, env.sh).
+COMPOSE := docker compose --project-directory compose
 UV = $(shell $(SCRIPTS)/ensure-uv.sh)
 PYTEST_ARGS ?=
 
-.PHONY: help up down clean logs ps test test-unit interop synth lint agent bench lock rotate-keys prepare docker images env ca keys port browser interop-clients
+.PHONY: help up down clean logs ps test test-ha test-unit interop synth lint agent bench lock rotate-keys prepare docker images env ca keys port browser interop-clients
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  \033[1mmake %-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -31,9 +32,14 @@ logs: ## Follow the logs of every service
 ps: ## Show the services and their health
 	@$(COMPOSE) ps
 
-test: prepare browser interop-clients ## Run the whole suite: unit tests, then the real stack via testcontainers (interop included)
+test: prepare browser interop-clients ## Run the whole suite: unit tests, the real stack (interop included), then the stack tests on TOPOLOGY=ha
 	@$(UV) sync --frozen --quiet
 	@$(UV) run --frozen pytest $(PYTEST_ARGS)
+	@UV=$(UV) $(SCRIPTS)/test-ha.sh $(PYTEST_ARGS)
+
+test-ha: prepare browser interop-clients ## Only the stack tests against the HA topology (PostgreSQL, 2 Keycloak nodes, 2 MCP replicas)
+	@$(UV) sync --frozen --quiet
+	@UV=$(UV) $(SCRIPTS)/test-ha.sh $(PYTEST_ARGS)
 
 interop: prepare browser interop-clients ## Only the client interop tests (third-party clients, conformance suite); rewrites docs/clients.md
 	@$(UV) sync --frozen --quiet

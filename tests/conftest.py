@@ -10,6 +10,7 @@ start, the tests fail with the reason — they are never skipped.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +18,7 @@ from pathlib import Path
 import pytest
 from testcontainers.compose import DockerCompose
 
+from tests.support.logs import ARCHIVE as LOG_ARCHIVE
 from tests.support.stack import COMPOSE_DIR, Stack, read_env
 
 # Records the outcome of tests marked `matrix` for docs/clients.md (tests/support/matrix.py).
@@ -53,7 +55,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.interop)
     # Unit tests first: they are fast and say more precisely what broke. Tests marked
     # `after_all` (the log audit) last: they check what the whole run left behind.
-    items.sort(key=lambda i: (i.get_closest_marker("after_all") is not None, _against_the_stack(i)))
+    # `restarts` (containers replaced) after the other stack tests, just before the audits.
+    items.sort(key=lambda i: (i.get_closest_marker("after_all") is not None, i.get_closest_marker("restarts") is not None,
+                              _against_the_stack(i)))
 
 
 def _running(compose: DockerCompose) -> bool:
@@ -68,7 +72,10 @@ def _running(compose: DockerCompose) -> bool:
 
 @pytest.fixture(scope="session")
 def compose(request: pytest.FixtureRequest) -> Iterator[DockerCompose]:
-    compose = DockerCompose(context=COMPOSE_DIR, compose_file_name="compose.yaml", build=True, wait=True)
+    shutil.rmtree(LOG_ARCHIVE, ignore_errors=True)  # logs of containers replaced in an earlier run
+    # The files of the topology `make` prepared (compose/.env: COMPOSE_FILE, absolute paths).
+    files = read_env().get("COMPOSE_FILE", str(COMPOSE_DIR / "compose.yaml")).split(":")
+    compose = DockerCompose(context=COMPOSE_DIR, compose_file_name=files, build=True, wait=True)
     reuse = _running(compose)
     # Progress on the long step, past pytest's output capture.
     with request.config.pluginmanager.getplugin("capturemanager").global_and_fixture_disabled():

@@ -14,7 +14,7 @@ for project in $others; do
   [ "$project" = "$COMPOSE_PROJECT_NAME" ] && continue
   case "$project" in
     mcp-sandbox-*)
-      step "Taking down ${project} (the sandbox of another checkout; its data is kept)"
+      step "Taking down ${project} (another checkout’s sandbox, or this checkout’s other topology; its data is kept)"
       docker compose -p "$project" down >/dev/null 2>&1 || true
       # A project whose containers are gone may still own the network.
       docker network rm "${project}_edge" "${project}_keycloak" >/dev/null 2>&1 || true ;;

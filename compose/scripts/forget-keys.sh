@@ -2,14 +2,18 @@
 # After a key rotation: make Keycloak forget the agents' public keys it cached, so it fetches the
 # JWKS again at the next assertion. Keycloak refetches by itself only for an unknown `kid`; a
 # client that signs without one (the TypeScript SDK) would meet the stale set, and a revoked key
-# would stay usable (docs/security.md, "Compromised agent key"). No-op when the sandbox is down.
+# would stay usable (docs/security.md, "Compromised agent key"). Each node keeps its own cache,
+# so every running Keycloak node is told (two in TOPOLOGY=ha). No-op when the sandbox is down.
 source "$(dirname "$0")/lib.sh"
-compose=(docker compose --project-directory "${ROOT}/compose" -f "${ROOT}/compose/compose.yaml")
-"${compose[@]}" ps --status running -q keycloak 2>/dev/null | grep -q . || exit 0
+compose=(docker compose --project-directory "${ROOT}/compose")
+mapfile -t nodes < <("${compose[@]}" ps --status running --services 2>/dev/null | grep -E '^keycloak(-[0-9]+)?$')
+[ "${#nodes[@]}" -gt 0 ] || exit 0
 secret="$(cat "${STATE}/secrets/keycloak-admin-client-secret")"
-for realm in mcp other; do
-  "${compose[@]}" exec -T keycloak /opt/keycloak/bin/kcadm.sh create clear-keys-cache -r "$realm" --no-config \
-    --server http://localhost:8080 --realm master --client sandbox-admin --secret "$secret" >/dev/null \
-    || die "could not clear Keycloak's key cache (realm $realm)"
+for node in "${nodes[@]}"; do
+  for realm in mcp other; do
+    "${compose[@]}" exec -T "$node" /opt/keycloak/bin/kcadm.sh create clear-keys-cache -r "$realm" --no-config \
+      --server http://localhost:8080 --realm master --client sandbox-admin --secret "$secret" >/dev/null \
+      || die "could not clear the key cache of $node (realm $realm)"
+  done
 done
-note "Keycloak will fetch the new JWKS at the next client assertion"
+note "Keycloak (${nodes[*]}) will fetch the new JWKS at the next client assertion"

@@ -5,14 +5,14 @@ source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 
 step "Building images and starting the stack (first run: a few minutes; later: seconds)"
-if ! docker compose --project-directory compose -f compose/compose.yaml up --build --wait --wait-timeout 300 --quiet-pull; then
-  docker compose --project-directory compose -f compose/compose.yaml ps >&2 || true
+if ! docker compose --project-directory compose up --build --wait --wait-timeout 300 --quiet-pull --remove-orphans; then
+  docker compose --project-directory compose ps >&2 || true
   die "the stack did not become healthy; see 'make logs' (or 'make ps' for which service)"
 fi
 
 cat <<MSG
 
-  MCP auth sandbox is up.
+  MCP auth sandbox is up (TOPOLOGY=${TOPOLOGY}$([ "$TOPOLOGY" = ha ] && echo ": PostgreSQL, 2 Keycloak nodes, 2 MCP server replicas")).
 
   Keycloak (authorization server)  ${AUTH_ORIGIN}/realms/mcp
   MCP server (resource server)     ${MCP_RESOURCE_URL}

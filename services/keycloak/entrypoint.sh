@@ -9,6 +9,7 @@ if pw="$(read_secret keycloak_admin_client_secret)"; then export KC_BOOTSTRAP_AD
 if pw="$(read_secret demo_user_password)"; then export DEMO_USER_PASSWORD="$pw"; fi
 if pw="$(read_secret agent_confidential_client_secret)"; then export AGENT_CONFIDENTIAL_CLIENT_SECRET="$pw"; fi
 if pw="$(read_secret machine_client_secret)"; then export MACHINE_CLIENT_SECRET="$pw"; fi
+if pw="$(read_secret postgres_password)"; then export KC_DB_PASSWORD="$pw"; fi  # TOPOLOGY=ha
 rm -f /tmp/sandbox-configured
 
 args=("$@")

@@ -11,12 +11,13 @@ import httpx2
 import pytest
 from testcontainers.compose import DockerCompose
 
+from tests.support.keycloak import services
 from tests.support.stack import Stack
-
-SERVICES = ("keycloak", "caddy", "cimd-host", "mcp-server")
 
 
 def test_every_service_is_healthy(compose: DockerCompose):
+    expected = services(compose)
+    assert {"keycloak", "caddy", "cimd-host", "mcp-server", "egress"} <= set(expected)
     result = subprocess.run(
         [*compose.docker_compose_command(), "ps", "--format", "json"],
         cwd=compose.context,
@@ -26,7 +27,7 @@ def test_every_service_is_healthy(compose: DockerCompose):
     )
     rows = [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
     health = {row["Service"]: row.get("Health") for row in rows}
-    for service in SERVICES:
+    for service in expected:
         assert health.get(service) == "healthy", health
 
 

@@ -19,7 +19,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from testcontainers.compose import DockerCompose
 
 from tests.support.cimd import authorize_url, document, publisher
-from tests.support.keycloak import delete_clients, kcadm
+from tests.support.keycloak import delete_clients, nodes
+from tests.support.keys import forget_keys
 from tests.support.stack import Stack
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
@@ -60,8 +61,11 @@ def test_a_revoked_key_is_refused_once_keycloak_forgets_it(stack: Stack, compose
 
         assert authenticate(old) == "invalid_grant"
         pub.publish("jwks", {"keys": [new.jwk()]})  # step 1: the compromised key is unpublished
-        assert authenticate(old) == "invalid_grant"  # ... but Keycloak still holds it in its cache
-        kcadm(compose, stack, "create", "clear-keys-cache", "-r", "mcp")  # step 2
+        if len(nodes(compose)) == 1:
+            # ... but Keycloak still holds it in its cache. (With two nodes behind the front, the
+            # request may reach the node that never cached it, which fetches the new set.)
+            assert authenticate(old) == "invalid_grant"
+        forget_keys()  # step 2: every node forgets the cached keys (make rotate-keys does this too)
         assert authenticate(old) == "invalid_client"
         assert authenticate(new) == "invalid_grant"  # the agent's new key works
         assert delete_clients(compose, stack, pub.prefix) == 1

@@ -9,27 +9,14 @@ string, a code in a redirect's Location header, a refresh grant.
 
 from __future__ import annotations
 
-import subprocess
-
 import pytest
 from testcontainers.compose import DockerCompose
 
 from tests.support.login import authorize, exchange
+from tests.support.logs import all_logs
 from tests.support.secrets import USED, remember
 from tests.support.stack import STATE, Stack
 from tests.support.tokens import token
-
-SERVICES = ("keycloak", "caddy", "cimd-host", "mcp-server", "egress")
-
-
-def all_logs(compose: DockerCompose) -> dict[str, str]:
-    return {
-        service: subprocess.run(
-            [*compose.docker_compose_command(), "logs", "--no-log-prefix", service],
-            cwd=compose.context, capture_output=True, text=True, check=True,
-        ).stdout
-        for service in SERVICES
-    }
 
 
 def private_key_lines() -> list[str]:
@@ -68,4 +55,4 @@ def test_no_secret_the_run_used_appears_in_any_log(stack: Stack, compose: Docker
     secrets = sorted(USED) + private_key_lines()
     assert len(USED) > 10, "the suite registered too few secrets for this audit to mean anything"
     leaks = {service: [s[:12] + "…" for s in secrets if s in text] for service, text in logs.items()}
-    assert leaks == {service: [] for service in SERVICES}
+    assert leaks == {service: [] for service in logs}

@@ -41,13 +41,24 @@ def delete_clients(compose: DockerCompose, stack: Stack, prefix: str, realm: str
     return len(doomed)
 
 
+def services(compose: DockerCompose) -> list[str]:
+    """The services of the running topology (two Keycloak nodes and MCP replicas in TOPOLOGY=ha)."""
+    return subprocess.run([*compose.docker_compose_command(), "config", "--services"], cwd=compose.context,
+                          capture_output=True, text=True, check=True).stdout.split()
+
+
+def nodes(compose: DockerCompose) -> list[str]:
+    """The Keycloak nodes: a refusal may be logged by whichever node the front chose."""
+    return [s for s in services(compose) if s == "keycloak" or s.startswith("keycloak-")]
+
+
 EVENT = re.compile(r'^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) WARN  \[org\.keycloak\.events\] \([^)]*\) (.*)$')
 
 
 def events(compose: DockerCompose, since: datetime) -> list[dict[str, str]]:
     """Keycloak's error events (its `jboss-logging` listener) logged at or after `since` (UTC):
     the reason behind a refusal the HTTP answer only summarises."""
-    out = subprocess.run([*compose.docker_compose_command(), "logs", "--no-log-prefix", "keycloak"],
+    out = subprocess.run([*compose.docker_compose_command(), "logs", "--no-log-prefix", *nodes(compose)],
                          cwd=compose.context, capture_output=True, text=True, check=True).stdout
     found = []
     for line in out.splitlines():

@@ -27,6 +27,11 @@ def restored_afterwards(agent: str) -> Iterator[None]:
             for place, copy in zip(places, copies, strict=True):
                 shutil.rmtree(place)
                 shutil.copytree(copy, place)
-            scripts = ROOT / "compose" / "scripts"
-            subprocess.run([str(scripts / "with-env.sh"), str(scripts / "forget-keys.sh")], check=True,
-                           capture_output=True, timeout=120)
+            forget_keys()
+
+
+def forget_keys() -> None:
+    """What `make rotate-keys` does after rotating: every Keycloak node drops its cached agent keys."""
+    scripts = ROOT / "compose" / "scripts"
+    subprocess.run([str(scripts / "with-env.sh"), str(scripts / "forget-keys.sh")], check=True,
+                   capture_output=True, timeout=120)
