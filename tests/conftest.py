@@ -19,7 +19,7 @@ import pytest
 from testcontainers.compose import DockerCompose
 
 from tests.support.logs import ARCHIVE as LOG_ARCHIVE
-from tests.support.stack import COMPOSE_DIR, Stack, read_env
+from tests.support.stack import COMPOSE_DIR, Stack, read_env, remote, skip_remote
 
 # Records the outcome of tests marked `matrix` for docs/clients.md (tests/support/matrix.py).
 pytest_plugins = ["tests.support.matrix"]
@@ -72,6 +72,7 @@ def _running(compose: DockerCompose) -> bool:
 
 @pytest.fixture(scope="session")
 def compose(request: pytest.FixtureRequest) -> Iterator[DockerCompose]:
+    skip_remote("the sandbox's containers (admin API, logs, restarts)")
     shutil.rmtree(LOG_ARCHIVE, ignore_errors=True)  # logs of containers replaced in an earlier run
     # The files of the topology `make` prepared (compose/.env: COMPOSE_FILE, absolute paths).
     files = read_env().get("COMPOSE_FILE", str(COMPOSE_DIR / "compose.yaml")).split(":")
@@ -97,5 +98,8 @@ def compose(request: pytest.FixtureRequest) -> Iterator[DockerCompose]:
 
 
 @pytest.fixture(scope="session")
-def stack(compose: DockerCompose) -> Stack:
+def stack(request: pytest.FixtureRequest) -> Stack:
+    if remote():  # make test-remote: only what the environment says about the deployment
+        return Stack.from_remote_environment()
+    request.getfixturevalue("compose")  # the sandbox, started (or reused)
     return Stack(read_env())

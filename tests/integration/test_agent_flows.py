@@ -35,7 +35,9 @@ def settings_for(stack: Stack, state: Path, **overrides) -> AgentSettings:
         ca_bundle=stack.ca_file,
         state_dir=state,
         client_metadata_url=f"{stack.cimd_origin}/agents/demo/metadata.json",
-        key_dir=stack.key_dir("demo"),
+        # Against a remote deployment (make test-remote) only the pre-registered clients and the
+        # machine key are available: no CIMD identity of the demo agent there.
+        key_dir=None if stack.remote else stack.key_dir("demo"),
         machine_key_dir=stack.key_dir("machine"),
         machine_issuer=stack.issuer,
         open_browser=False,
@@ -96,6 +98,7 @@ async def test_cimd_login_consent_and_tool_calls(stack: Stack, compose: DockerCo
 
 
 @pytest.mark.matrix("Demo agent (this repository, `mcp` Python SDK 2.x)", "pre-registered")
+@pytest.mark.blackbox
 async def test_preregistered_client_path(stack: Stack, tmp_path: Path):
     """C10/C11 fallback: a configured pre-registered public client (PKCE, no secret)."""
     settings = settings_for(stack, tmp_path, registration="preregistered", preregistered_client_id="mcp-agent")
@@ -219,9 +222,14 @@ async def test_refresh_after_restarting_the_agent_process_needs_no_new_login(sta
 
 
 @pytest.mark.matrix("Demo agent (this repository, `mcp` Python SDK 2.x)", "step-up")
-async def test_step_up_reauthorizes_with_the_union_of_scopes(stack: Stack, tmp_path: Path):
+@pytest.mark.parametrize("identity", [
+    "cimd", pytest.param("preregistered", marks=pytest.mark.blackbox)])
+async def test_step_up_reauthorizes_with_the_union_of_scopes(stack: Stack, tmp_path: Path, identity: str):
     """C30/C31: 403 insufficient_scope -> re-authorize with mcp:tools + mcp:admin -> retry succeeds."""
-    settings = settings_for(stack, tmp_path)
+    if identity == "cimd":
+        settings = settings_for(stack, tmp_path)
+    else:
+        settings = settings_for(stack, tmp_path, registration="preregistered", preregistered_client_id="mcp-agent")
     async with chromium(stack.ca_file, user(stack)) as browser:
         async with connect(settings, redirect=browser.open) as (client, _):
             first = (await client.call_tool("whoami", {})).structured_content

@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 
 import jwt
+import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -15,6 +16,7 @@ from tests.support.stack import Stack
 from tests.support.tokens import CLIENT_ID, request_token
 
 
+@pytest.mark.blackbox
 def test_machine_client_gets_an_audience_bound_token(stack: Stack):
     response = request_token(stack)
     assert response.status_code == 200, response.text
@@ -27,6 +29,7 @@ def test_machine_client_gets_an_audience_bound_token(stack: Stack):
     assert claims["exp"] - claims["iat"] == 300  # AS11: short-lived access tokens
 
 
+@pytest.mark.blackbox
 def test_a_token_requested_with_no_scope_is_usable_for_the_base_tools(stack: Stack):
     """Clients that send only `resource` (the TypeScript SDK's machine provider) still get this
     server's audience: mcp:tools is a default scope of the machine client."""
@@ -38,6 +41,7 @@ def test_a_token_requested_with_no_scope_is_usable_for_the_base_tools(stack: Sta
     assert "mcp:admin" not in claims["scope"].split()  # privileged scopes stay opt-in
 
 
+@pytest.mark.blackbox
 def test_keycloak_refuses_an_assertion_signed_with_a_key_not_in_the_jwks(stack: Stack):
     stranger = ec.generate_private_key(ec.SECP256R1()).private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()

@@ -6,13 +6,15 @@ import pytest
 
 from tests.support.stack import Stack
 
+pytestmark = pytest.mark.blackbox
+
 
 def test_rfc8414_metadata_with_path_insertion(stack: Stack):
     with stack.client() as client:
         metadata = client.get(f"{stack.auth_origin}/.well-known/oauth-authorization-server/realms/mcp").json()
     # Exactly the issuer every party uses (C7); with the default port: https://auth.localhost/realms/mcp.
     assert metadata["issuer"] == stack.issuer
-    if stack.env["HTTPS_PORT"] == "443":
+    if stack.env.get("HTTPS_PORT") == "443":  # the sandbox on its default port
         assert metadata["issuer"] == "https://auth.localhost/realms/mcp"
     assert metadata["client_id_metadata_document_supported"] is True  # AS4
     assert "S256" in metadata["code_challenge_methods_supported"]  # AS3

@@ -13,6 +13,8 @@ from tests.support.mcp import rpc
 from tests.support.stack import Stack
 from tests.support.tokens import token
 
+pytestmark = pytest.mark.blackbox
+
 
 def prm_url(stack: Stack) -> str:
     return f"{stack.mcp_origin}/.well-known/oauth-protected-resource/mcp"

@@ -13,6 +13,8 @@ from tests.support.keycloak import kcadm, kcadm_json
 from tests.support.login import form_action
 from tests.support.stack import Stack
 
+pytestmark = pytest.mark.blackbox
+
 REALMS = ("master", "mcp", "other")
 
 MASTER_PATHS = [

@@ -25,6 +25,8 @@ from tests.support.mcp import rpc
 from tests.support.stack import Stack
 from tests.support.tokens import token
 
+pytestmark = pytest.mark.blackbox
+
 ATTACKER = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
 

@@ -37,15 +37,16 @@ FLAGS = [
 ]
 
 
-def nss_home(ca_file: Path) -> Path:
+def nss_home(ca_file: Path | None) -> Path:
     home = Path(tempfile.mkdtemp(prefix="mcp-browser-home-"))
     db = home / ".pki" / "nssdb"
     db.mkdir(parents=True)
     if shutil.which("certutil") is None:
         raise RuntimeError("certutil is missing (Debian package libnss3-tools); `make test` installs it")
     subprocess.run(["certutil", "-d", f"sql:{db}", "-N", "--empty-password"], check=True)
-    subprocess.run(["certutil", "-d", f"sql:{db}", "-A", "-t", "C,,", "-n", "mcp-sandbox", "-i", str(ca_file)],
-                   check=True)
+    if ca_file is not None:  # None: a remote deployment with publicly trusted certificates
+        subprocess.run(["certutil", "-d", f"sql:{db}", "-A", "-t", "C,,", "-n", "mcp-sandbox", "-i", str(ca_file)],
+                       check=True)
     return home
 
 
@@ -151,7 +152,7 @@ class KeycloakBrowser:
 
 
 @asynccontextmanager
-async def chromium(ca_file: Path, user: User) -> AsyncIterator[KeycloakBrowser]:
+async def chromium(ca_file: Path | None, user: User) -> AsyncIterator[KeycloakBrowser]:
     home = nss_home(ca_file)
     try:
         async with async_playwright() as pw:

@@ -1,13 +1,17 @@
-"""What `make up`/`make test` generated for this checkout: URLs, CA, keys, secrets."""
+"""What `make up`/`make test` generated for this checkout: URLs, CA, keys, secrets — or, for
+`make test-remote`, what the environment says about a deployment this checkout did not start."""
 
 from __future__ import annotations
 
+import os
 import ssl
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx2
+import pytest
 
 from mcp_agent.localhost import async_transport, sync_transport
 
@@ -32,9 +36,50 @@ def read_env(path: Path = COMPOSE_DIR / ".env") -> dict[str, str]:
     return env
 
 
+# `make test-remote`: everything the black-box tests know about the deployment under test.
+REMOTE_VARIABLES = {
+    "MCP_TEST_ISSUER": "the authorization server's issuer, https://<auth host>/realms/mcp",
+    "MCP_TEST_RESOURCE_URL": "the MCP server's URL, https://<mcp host>/mcp",
+    "MCP_TEST_CIMD_ORIGIN": "the CIMD host's origin, https://<cimd host>",
+    "MCP_TEST_PASSWORD_FILE": "a file holding the password of the realm's test user alice",
+    "MCP_TEST_MACHINE_KEY_DIR": "the machine client's key directory (<kid>.pem files and `current`)",
+}
+OPTIONAL_REMOTE_VARIABLES = {
+    "MCP_TEST_CA_BUNDLE": "a CA file to trust (default: the system trust store)",
+    "MCP_TEST_CALLBACK_PORT": "the loopback port of the pre-registered clients' redirect URIs (default 8976)",
+}
+
+
+def remote() -> bool:
+    return os.environ.get("MCP_TEST_REMOTE") == "1"
+
+
+def skip_remote(what: str) -> None:
+    """In `make test-remote`, a test that needs more than the deployment's public face skips, saying what."""
+    if remote():
+        pytest.skip(f"needs {what}, which only a sandbox started by this checkout has (make test-remote)")
+
+
 @dataclass(frozen=True)
 class Stack:
     env: dict[str, str]
+    # make test-remote: the MCP_TEST_* variables (REMOTE_VARIABLES); None for the sandbox.
+    remote: dict[str, str] | None = field(default=None)
+
+    @classmethod
+    def from_remote_environment(cls, environ: os._Environ[str] | dict[str, str] = os.environ) -> Stack:
+        missing = [f"{name} ({why})" for name, why in REMOTE_VARIABLES.items() if not environ.get(name)]
+        if missing:
+            raise pytest.UsageError("make test-remote needs: " + "; ".join(missing))
+        given = {name: environ[name] for name in [*REMOTE_VARIABLES, *OPTIONAL_REMOTE_VARIABLES] if environ.get(name)}
+        issuer = given["MCP_TEST_ISSUER"].rstrip("/")
+        if not issuer.endswith("/realms/mcp"):
+            raise pytest.UsageError(f"MCP_TEST_ISSUER must be the realm `mcp` of the realm files, got {issuer}")
+        parts = urlsplit(issuer)
+        env = {"AUTH_ORIGIN": f"{parts.scheme}://{parts.netloc}", "MCP_RESOURCE_URL": given["MCP_TEST_RESOURCE_URL"],
+               "CIMD_ORIGIN": given["MCP_TEST_CIMD_ORIGIN"].rstrip("/"),
+               "AGENT_CALLBACK_PORT": given.get("MCP_TEST_CALLBACK_PORT", "8976")}
+        return cls(env, given)
 
     @property
     def auth_origin(self) -> str:
@@ -45,6 +90,8 @@ class Stack:
         return f"{self.auth_origin}/realms/mcp"
 
     def realm_url(self, realm: str) -> str:
+        if realm != "mcp" and self.remote is not None:
+            skip_remote(f"the sandbox's second realm `{realm}`")
         return f"{self.auth_origin}/realms/{realm}"
 
     def token_endpoint(self, realm: str = "mcp") -> str:
@@ -72,22 +119,35 @@ class Stack:
         return f"http://127.0.0.1:{self.callback_port}/callback"
 
     @property
-    def ca_file(self) -> Path:
+    def ca_file(self) -> Path | None:
+        if self.remote is not None:
+            given = self.remote.get("MCP_TEST_CA_BUNDLE")
+            return Path(given) if given else None
         return STATE / "ca" / "ca.pem"
 
     def key_dir(self, agent: str) -> Path:
+        if self.remote is not None:
+            if agent != "machine":
+                skip_remote(f"the private key of the `{agent}` agent")
+            return Path(self.remote["MCP_TEST_MACHINE_KEY_DIR"])
         return STATE / "keys" / agent
 
     def secret(self, name: str) -> str:
         return self.secret_file(name).read_text().strip()
 
     def secret_file(self, name: str) -> Path:
+        if self.remote is not None:
+            if name != "demo-user-password":
+                skip_remote(f"the sandbox secret `{name}`")
+            return Path(self.remote["MCP_TEST_PASSWORD_FILE"])
         return STATE / "secrets" / name
 
     @cached_property
     def ssl_context(self) -> ssl.SSLContext:
         # Only the sandbox CA: proves the certificates chain to it, not to some system root.
-        return ssl.create_default_context(cafile=str(self.ca_file))
+        # (Against a remote deployment without a CA file: the system trust store.)
+        ca = self.ca_file
+        return ssl.create_default_context(cafile=str(ca)) if ca else ssl.create_default_context()
 
     def client(self, **kwargs) -> httpx2.Client:
         return httpx2.Client(transport=sync_transport(self.ssl_context), timeout=30.0, **kwargs)
