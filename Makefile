@@ -12,7 +12,7 @@ COMPOSE := docker compose --project-directory compose
 UV = $(shell $(SCRIPTS)/ensure-uv.sh)
 PYTEST_ARGS ?=
 
-.PHONY: help up down clean logs ps test test-ha test-remote test-unit interop synth lint agent bench lock rotate-keys prepare docker images env ca keys port browser interop-clients
+.PHONY: help up down clean logs ps test test-ha chaos test-remote test-unit interop synth lint agent bench lock rotate-keys prepare docker images env ca keys port browser interop-clients
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  \033[1mmake %-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -40,6 +40,10 @@ test: prepare browser interop-clients ## Run the whole suite: unit tests, the re
 test-ha: prepare browser interop-clients ## Only the stack tests against the HA topology (PostgreSQL, 2 Keycloak nodes, 2 MCP replicas), then test-remote against it
 	@$(UV) sync --frozen --quiet
 	@UV=$(UV) $(SCRIPTS)/test-ha.sh $(PYTEST_ARGS)
+
+chaos: prepare browser ## Faults under load on TOPOLOGY=ha (20 agents, 30 s phases): node, replica and database restarts, key rotation
+	@$(UV) sync --frozen --quiet
+	@CHAOS_AGENTS=$(or $(CHAOS_AGENTS),20) CHAOS_PHASE_SECONDS=$(or $(CHAOS_PHASE_SECONDS),30) UV=$(UV) $(SCRIPTS)/test-ha.sh --chaos $(PYTEST_ARGS)
 
 test-remote: browser ## The black-box tests against any deployment, given by MCP_TEST_* variables (docs/topology.md)
 	@$(UV) sync --frozen --quiet

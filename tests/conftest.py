@@ -38,14 +38,28 @@ TESTS = Path(__file__).parent
 INTEGRATION = TESTS / "integration"
 SECURITY = TESTS / "security"
 INTEROP = TESTS / "interop"
+CHAOS = TESTS / "chaos"
 
 
 def _against_the_stack(item: pytest.Item) -> bool:
     parents = Path(item.fspath).parents
-    return INTEGRATION in parents or SECURITY in parents or INTEROP in parents
+    return INTEGRATION in parents or SECURITY in parents or INTEROP in parents or CHAOS in parents
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def _topology() -> str:
+    try:
+        return read_env().get("TOPOLOGY", "single")
+    except FileNotFoundError:
+        return "single"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # Fault injection needs the HA topology (two nodes of each): collected only there.
+    if remote() or _topology() != "ha":
+        chaos = [i for i in items if i.get_closest_marker("chaos")]
+        if chaos:
+            config.hook.pytest_deselected(items=chaos)
+            items[:] = [i for i in items if not i.get_closest_marker("chaos")]
     for item in items:
         if _against_the_stack(item):
             item.add_marker(pytest.mark.integration)

@@ -8,10 +8,13 @@
 # then the HA project is removed (volumes included). Your sandbox is left alone: it steps off
 # the HTTPS port meanwhile and comes back afterwards if it was running. Skipped when the
 # sandbox already runs TOPOLOGY=ha (the first half tested it).
+# With --chaos (make chaos): only the fault-injection test, at full length, report printed.
 source "$(dirname "$0")/lib.sh"
+chaos=0
+if [ "${1:-}" = --chaos ]; then chaos=1; shift; fi
 scripts="$(cd "$(dirname "$0")" && pwd)"
 original="$(sed -n 's/^TOPOLOGY=//p' "${ROOT}/compose/.env" 2>/dev/null)"
-if [ "$original" = ha ]; then
+if [ "$original" = ha ] && [ "$chaos" = 0 ]; then
   note "the sandbox runs TOPOLOGY=ha: the first half of make test tested it"
   exit 0
 fi
@@ -32,6 +35,11 @@ TOPOLOGY=ha COMPOSE_PROJECT_SUFFIX=-ha "$scripts/env.sh"
 "$scripts/with-env.sh" "$scripts/claim-port.sh"
 step "Starting TOPOLOGY=ha (PostgreSQL, 2 Keycloak nodes, 2 MCP server replicas; project ${project}-ha)"
 "$scripts/up.sh" >/dev/null
+if [ "$chaos" = 1 ]; then
+  step "Faults under load: ${CHAOS_AGENTS} agents, ${CHAOS_PHASE_SECONDS} s phases"
+  "${UV:?}" run --frozen pytest -m chaos -s -p no:cacheprovider "$@"
+  exit
+fi
 step "The stack tests against TOPOLOGY=ha"
 "${UV:?}" run --frozen pytest -m integration "$@"
 # shellcheck source=/dev/null

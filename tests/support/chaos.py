@@ -1,0 +1,185 @@
+"""Faults under load, for the HA topology (tests/chaos, `make chaos`).
+
+`Load`: agents that each hold a valid access token (client credentials) and call a tool in a
+loop, recording every call. `Probe`: once a second, a new client-credentials token and a new
+user login (authorization code), recording whether each succeeded. `Faults`: kill and restart a
+Keycloak node or an MCP replica, restart PostgreSQL, rotate the realm's signing key. The report
+gives each phase's latency percentiles and errors, and how long new logins failed per fault.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import statistics
+import subprocess
+import time
+from dataclasses import dataclass, field
+
+import httpx2
+import jwt
+from testcontainers.compose import DockerCompose
+
+from tests.support.keycloak import kcadm, kcadm_json
+from tests.support.login import authorize, exchange
+from tests.support.stack import Stack
+from tests.support.tokens import request_token
+
+CALL = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "get_time", "arguments": {}}}
+HEADERS = {"accept": "application/json, text/event-stream", "mcp-protocol-version": "2025-11-25"}
+
+
+@dataclass
+class Sample:
+    at: float
+    phase: str
+    latency: float
+    ok: bool
+    detail: str = ""
+
+
+@dataclass
+class Timeline:
+    """What happened when: the phases, the tool calls and the probes."""
+
+    phase: str = "baseline"
+    phases: list[tuple[str, float]] = field(default_factory=list)
+    calls: list[Sample] = field(default_factory=list)
+    probes: list[tuple[float, str, str, bool]] = field(default_factory=list)  # at, phase, kind, ok
+
+    def enter(self, phase: str) -> None:
+        self.phase = phase
+        self.phases.append((phase, time.monotonic()))
+
+
+def _token_and_expiry(stack: Stack) -> tuple[str, float]:
+    response = request_token(stack)
+    response.raise_for_status()
+    token = response.json()["access_token"]
+    return token, float(jwt.decode(token, options={"verify_signature": False})["exp"])
+
+
+async def agent(stack: Stack, timeline: Timeline, stop: asyncio.Event) -> None:
+    """One agent: a valid token (renewed a minute before it expires), tool calls back to back."""
+    token, expires = await asyncio.to_thread(_token_and_expiry, stack)
+    async with stack.async_client() as http:
+        while not stop.is_set():
+            if expires - time.time() < 60:
+                # A failed renewal is the probe's business: the old token is still valid.
+                with contextlib.suppress(httpx2.HTTPError):
+                    token, expires = await asyncio.to_thread(_token_and_expiry, stack)
+            started = time.monotonic()
+            try:
+                response = await http.post(stack.resource_url, json=CALL, headers={**HEADERS, "authorization": f"Bearer {token}"})
+                ok = response.status_code == 200 and not response.json()["result"].get("isError")
+                detail = "" if ok else f"{response.status_code} {response.text[:120]}"
+            except httpx2.HTTPError as exc:
+                ok, detail = False, f"{type(exc).__name__}: {exc}"
+            timeline.calls.append(Sample(time.time(), timeline.phase, time.monotonic() - started, ok, detail))
+
+
+def _probe_once(stack: Stack, kind: str) -> bool:
+    try:
+        if kind == "client credentials":
+            response = request_token(stack)
+            if response.status_code != 200:
+                return False
+            with stack.client() as http:
+                return http.post(stack.resource_url, json=CALL, headers={
+                    **HEADERS, "authorization": f"Bearer {response.json()['access_token']}"}).status_code == 200
+        with stack.client(follow_redirects=False) as http:
+            tokens = exchange(http, stack, authorize(http, stack, "alice", stack.secret("demo-user-password")))
+        return bool(tokens.get("access_token"))
+    except (AssertionError, httpx2.HTTPError, KeyError, ValueError):
+        return False
+
+
+async def probe(stack: Stack, timeline: Timeline, stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        started = time.monotonic()
+        for kind in ("client credentials", "login"):
+            ok = await asyncio.to_thread(_probe_once, stack, kind)
+            timeline.probes.append((time.time(), timeline.phase, kind, ok))
+        await asyncio.sleep(max(0.0, 1.0 - (time.monotonic() - started)))
+
+
+class Faults:
+    def __init__(self, compose: DockerCompose, stack: Stack) -> None:
+        self.compose, self.stack = compose, stack
+        self.rotated_key: str | None = None
+
+    def _compose(self, *args: str) -> None:
+        subprocess.run([*self.compose.docker_compose_command(), *args], cwd=self.compose.context, check=True,
+                       capture_output=True, timeout=300)
+
+    async def healthy(self, service: str, within: float = 240) -> None:
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            out = subprocess.run([*self.compose.docker_compose_command(), "ps", "--format", "json", service],
+                                 cwd=self.compose.context, capture_output=True, text=True).stdout
+            rows = [json.loads(line) for line in out.splitlines() if line.strip()]
+            if rows and rows[0].get("Health") == "healthy":
+                return
+            await asyncio.sleep(1)
+        raise TimeoutError(f"{service} did not become healthy in {within} s")
+
+    async def kill(self, service: str, signal: str = "SIGTERM") -> None:
+        """Stop a node the way ECS stops a task (SIGTERM: it may finish what it is doing and leave
+        its cluster); SIGKILL for a crash."""
+        await asyncio.to_thread(self._compose, "kill", "-s", signal, service)
+
+    async def start(self, service: str) -> None:
+        await asyncio.to_thread(self._compose, "start", service)
+        await self.healthy(service)
+
+    async def restart(self, service: str) -> None:
+        await asyncio.to_thread(self._compose, "restart", service)
+        await self.healthy(service)
+
+    def _kcadm(self, *args: str) -> str:
+        return kcadm(self.compose, self.stack, *args)
+
+    async def rotate_signing_key(self) -> None:
+        """A new RSA key, higher priority: it signs from now on; the old one stays for verification."""
+        realm = (await asyncio.to_thread(kcadm_json, self.compose, self.stack, "get", "realms/mcp", "--fields", "id"))["id"]
+        out = await asyncio.to_thread(
+            self._kcadm, "create", "components", "-r", "mcp", "-s", "name=chaos-rotated-key", "-s", "providerId=rsa-generated",
+            "-s", "providerType=org.keycloak.keys.KeyProvider", "-s", f"parentId={realm}", "-s", 'config.priority=["500"]',
+            "-s", 'config.keySize=["2048"]', "-i")
+        self.rotated_key = out.strip()
+
+    async def undo_rotation(self) -> None:
+        if self.rotated_key:
+            await asyncio.to_thread(self._kcadm, "delete", f"components/{self.rotated_key}", "-r", "mcp")
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    if len(values) == 1:
+        return values[0]
+    return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
+
+
+def outage(timeline: Timeline, phase: str, kind: str) -> float:
+    """Seconds from the phase's start to the first success after its last failure (0: none failed)."""
+    start = dict(timeline.phases)[phase]
+    wall_start = time.time() - (time.monotonic() - start)
+    in_phase = [(at, ok) for at, p, k, ok in timeline.probes if p == phase and k == kind]
+    failures = [at for at, ok in in_phase if not ok]
+    if not failures:
+        return 0.0
+    recovered = [at for at, ok in in_phase if ok and at > failures[-1]]
+    return (recovered[0] if recovered else failures[-1]) - wall_start
+
+
+def report(timeline: Timeline) -> str:
+    lines = [f"{'phase':<26}{'calls':>7}{'errors':>8}{'p50 ms':>9}{'p99 ms':>9}{'cc down s':>11}{'login down s':>14}"]
+    for phase, _ in timeline.phases:
+        calls = [c for c in timeline.calls if c.phase == phase]
+        latencies = [c.latency * 1000 for c in calls]
+        errors = sum(not c.ok for c in calls)
+        lines.append(f"{phase:<26}{len(calls):>7}{errors:>8}{percentile(latencies, 50):>9.1f}{percentile(latencies, 99):>9.1f}"
+                     f"{outage(timeline, phase, 'client credentials'):>11.1f}{outage(timeline, phase, 'login'):>14.1f}")
+    return "\n".join(lines)
