@@ -12,7 +12,7 @@ COMPOSE := docker compose --project-directory compose
 UV = $(shell $(SCRIPTS)/ensure-uv.sh)
 PYTEST_ARGS ?=
 
-.PHONY: help up down clean logs ps test test-ha chaos test-remote test-unit interop synth lint agent bench lock rotate-keys prepare docker images env ca keys port browser interop-clients
+.PHONY: help up down clean logs ps test test-ha chaos test-remote test-unit interop synth lint agent bench lock rotate-keys prepare docker images env ca keys port browser interop-clients node-clients
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  \033[1mmake %-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -53,7 +53,7 @@ interop: prepare browser interop-clients ## Only the client interop tests (third
 	@$(UV) sync --frozen --quiet
 	@$(UV) run --frozen pytest -m "interop or matrix" $(PYTEST_ARGS)
 
-synth: ## Synthesize the AWS ECS/ALB template (deploy/aws; CONFIG=deploy/aws/config.toml) into deploy/aws/cdk.out
+synth: node-clients ## Synthesize the AWS ECS/ALB template (deploy/aws; CONFIG=deploy/aws/config.toml) into deploy/aws/cdk.out
 	@$(UV) sync --frozen --quiet
 	@UV=$(UV) $(SCRIPTS)/synth.sh
 
@@ -62,7 +62,7 @@ lint: ## Lint and type-check the Python code (ruff; mypy, strict for the MCP ser
 	@$(UV) run --frozen ruff check .
 	@$(UV) run --frozen mypy
 
-test-unit: ## Only the unit tests (no Docker)
+test-unit: node-clients ## Only the unit tests (no Docker; Node 22 for the CDK synth in tests/deploy)
 	@$(UV) run --frozen pytest -m "not integration" $(PYTEST_ARGS)
 
 agent: prepare ## Log in through the demo agent in its container (browser on the host); ARGS="call get_time"
@@ -100,9 +100,12 @@ browser:
 	@$(SCRIPTS)/ensure-browser.sh
 
 # Third-party MCP clients for tests/interop: Node ones (npm ci), Python ones (a virtualenv each).
-interop-clients:
-	@$(SCRIPTS)/ensure-node-clients.sh
+interop-clients: node-clients
 	@$(SCRIPTS)/ensure-python-clients.sh
+
+# Node 22 and the npm packages (tests/interop/node): the Node clients, and jsii's Node for the CDK.
+node-clients:
+	@$(SCRIPTS)/ensure-node-clients.sh
 
 port: docker env
 	@$(SCRIPTS)/claim-port.sh

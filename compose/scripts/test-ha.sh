@@ -42,7 +42,6 @@ if [ "$chaos" = 1 ]; then
 fi
 step "The stack tests against TOPOLOGY=ha"
 "${UV:?}" run --frozen pytest -m integration "$@"
-# shellcheck source=/dev/null
 origin() { sed -n "s/^$1=//p" "${ROOT}/compose/.env"; }
 MCP_TEST_ISSUER="$(origin AUTH_ORIGIN)/realms/mcp" \
 MCP_TEST_RESOURCE_URL="$(origin MCP_RESOURCE_URL)" \

@@ -44,6 +44,8 @@ REMOTE_VARIABLES = {
     "MCP_TEST_PASSWORD_FILE": "a file holding the password of the realm's test user alice",
     "MCP_TEST_MACHINE_KEY_DIR": "the machine client's key directory (<kid>.pem files and `current`)",
 }
+# The only parts of .local a remote run has: (kind, name) -> the variable naming it.
+REMOTE_FILES = {("keys", "machine"): "MCP_TEST_MACHINE_KEY_DIR", ("secrets", "demo-user-password"): "MCP_TEST_PASSWORD_FILE"}
 OPTIONAL_REMOTE_VARIABLES = {
     "MCP_TEST_CA_BUNDLE": "a CA file to trust (default: the system trust store)",
     "MCP_TEST_CALLBACK_PORT": "the loopback port of the pre-registered clients' redirect URIs (default 8976)",
@@ -126,21 +128,23 @@ class Stack:
         return STATE / "ca" / "ca.pem"
 
     def key_dir(self, agent: str) -> Path:
-        if self.remote is not None:
-            if agent != "machine":
-                skip_remote(f"the private key of the `{agent}` agent")
-            return Path(self.remote["MCP_TEST_MACHINE_KEY_DIR"])
-        return STATE / "keys" / agent
+        return self._state("keys", agent)
 
     def secret(self, name: str) -> str:
         return self.secret_file(name).read_text().strip()
 
     def secret_file(self, name: str) -> Path:
-        if self.remote is not None:
-            if name != "demo-user-password":
-                skip_remote(f"the sandbox secret `{name}`")
-            return Path(self.remote["MCP_TEST_PASSWORD_FILE"])
-        return STATE / "secrets" / name
+        return self._state("secrets", name)
+
+    def _state(self, kind: str, name: str) -> Path:
+        """A file or directory of .local — against a remote deployment, the one the environment
+        names for it (REMOTE_FILES), or a skip saying what is missing."""
+        if self.remote is None:
+            return STATE / kind / name
+        variable = REMOTE_FILES.get((kind, name))
+        if variable is None:
+            skip_remote(f"the sandbox's {kind[:-1]} `{name}`")
+        return Path(self.remote[variable])
 
     @cached_property
     def ssl_context(self) -> ssl.SSLContext:
