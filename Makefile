@@ -12,7 +12,7 @@ COMPOSE := docker compose --project-directory compose
 UV = $(shell $(SCRIPTS)/ensure-uv.sh)
 PYTEST_ARGS ?=
 
-.PHONY: help up down clean logs ps test test-ha chaos test-remote test-unit interop synth lint agent bench lock rotate-keys prepare docker images env ca keys port browser interop-clients node-clients
+.PHONY: help up down clean logs ps realm-sync test test-ha chaos test-remote test-unit interop synth lint agent bench lock rotate-keys prepare docker images env ca keys port browser interop-clients node-clients
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  \033[1mmake %-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -31,6 +31,9 @@ logs: ## Follow the logs of every service
 
 ps: ## Show the services and their health
 	@$(COMPOSE) ps
+
+realm-sync: ## Apply services/keycloak/realm/*.json to the running Keycloak, keeping its data (make up does it too); CHECK=1 only lists what would change
+	@$(COMPOSE) --profile realm-sync run --rm --build --no-deps --quiet-build realm-sync $(if $(CHECK),--check /realm)
 
 test: prepare browser interop-clients ## Run the whole suite: unit tests, the real stack (interop included), then the stack tests on TOPOLOGY=ha
 	@$(UV) sync --frozen --quiet
@@ -75,6 +78,7 @@ lock: ## Re-lock Python dependencies and re-export the services' requirements
 	@$(UV) lock
 	@$(UV) export --frozen --no-dev --package mcp-server --no-emit-workspace --no-header -q -o services/mcp-server/requirements.lock
 	@$(UV) export --frozen --no-dev --package mcp-agent --no-emit-workspace --no-header -q -o services/agent/requirements.lock
+	@$(UV) export --frozen --no-dev --package realm-sync --no-emit-workspace --no-header -q -o services/realm-sync/requirements.lock
 	@for f in tests/interop/python/*.in; do $(UV) pip compile --quiet --generate-hashes --python-version 3.11 "$$f" -o "$${f%.in}.txt"; done
 
 rotate-keys: ## Rotate an agent's signing key (AGENT=demo|machine; the old key stays published)

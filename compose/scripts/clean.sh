@@ -7,7 +7,7 @@ if command -v docker >/dev/null && docker info >/dev/null 2>&1; then
   if [ -f compose/.env ]; then
     step "Removing containers, volumes and service images"
     # Both topologies' files, so the HA database volume goes too.
-    docker compose --project-directory compose -f compose/compose.yaml -f compose/compose.ha.yaml --profile agent down --volumes --rmi local --remove-orphans || true
+    docker compose --project-directory compose -f compose/compose.yaml -f compose/compose.ha.yaml --profile agent --profile realm-sync down --volumes --rmi local --remove-orphans || true
   fi
   # The local equivalents of the base images (never a pulled upstream image). Images built
   # FROM them inherit the label, so select by name, not by label alone.

@@ -22,7 +22,7 @@ project="$(sed -n 's/^COMPOSE_PROJECT_NAME=//p' "${ROOT}/compose/.env")"
 was_running="$(docker ps -q --filter "label=com.docker.compose.project=${project}" | head -1)"
 finish() {
   status=$?
-  docker compose --project-directory "${ROOT}/compose" --profile agent down --volumes --remove-orphans >/dev/null 2>&1 || true
+  docker compose --project-directory "${ROOT}/compose" --profile agent --profile realm-sync down --volumes --remove-orphans >/dev/null 2>&1 || true
   TOPOLOGY="${original:-single}" COMPOSE_PROJECT_SUFFIX="" "$scripts/env.sh"
   if [ -n "$was_running" ]; then
     step "Bringing your sandbox back up"
