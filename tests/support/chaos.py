@@ -46,6 +46,7 @@ class Timeline:
     phases: list[tuple[str, float]] = field(default_factory=list)
     calls: list[Sample] = field(default_factory=list)
     probes: list[tuple[float, str, str, bool]] = field(default_factory=list)  # at, phase, kind, ok
+    probe_errors: dict[tuple[str, str], list[str]] = field(default_factory=dict)  # (phase, kind): why
 
     def enter(self, phase: str) -> None:
         self.phase = phase
@@ -77,28 +78,32 @@ async def agent(stack: Stack, timeline: Timeline, stop: asyncio.Event) -> None:
             timeline.calls.append(Sample(time.time(), timeline.phase, time.monotonic() - started, ok, detail))
 
 
-def _probe_once(stack: Stack, kind: str) -> bool:
+def _probe_once(stack: Stack, kind: str) -> str:
+    """'' when it worked, else why not (status and the start of the answer, never a token)."""
     try:
         if kind == "client credentials":
             response = request_token(stack)
             if response.status_code != 200:
-                return False
+                return f"token {response.status_code} {response.text[:120]}"
             with stack.client() as http:
-                return http.post(stack.resource_url, json=CALL, headers={
-                    **HEADERS, "authorization": f"Bearer {response.json()['access_token']}"}).status_code == 200
+                call = http.post(stack.resource_url, json=CALL, headers={
+                    **HEADERS, "authorization": f"Bearer {response.json()['access_token']}"})
+            return "" if call.status_code == 200 else f"tool call {call.status_code}"
         with stack.client(follow_redirects=False) as http:
             tokens = exchange(http, stack, authorize(http, stack, "alice", stack.secret("demo-user-password")))
-        return bool(tokens.get("access_token"))
-    except (AssertionError, httpx2.HTTPError, KeyError, ValueError):
-        return False
+        return "" if tokens.get("access_token") else "no access token"
+    except (AssertionError, httpx2.HTTPError, KeyError, ValueError) as exc:
+        return f"{type(exc).__name__}: {str(exc)[:160]}"
 
 
 async def probe(stack: Stack, timeline: Timeline, stop: asyncio.Event) -> None:
     while not stop.is_set():
         started = time.monotonic()
         for kind in ("client credentials", "login"):
-            ok = await asyncio.to_thread(_probe_once, stack, kind)
-            timeline.probes.append((time.time(), timeline.phase, kind, ok))
+            error = await asyncio.to_thread(_probe_once, stack, kind)
+            timeline.probes.append((time.time(), timeline.phase, kind, not error))
+            if error:
+                timeline.probe_errors.setdefault((timeline.phase, kind), []).append(error)
         await asyncio.sleep(max(0.0, 1.0 - (time.monotonic() - started)))
 
 
@@ -180,4 +185,8 @@ def report(timeline: Timeline) -> str:
         errors = sum(not c.ok for c in calls)
         lines.append(f"{phase:<26}{len(calls):>7}{errors:>8}{percentile(latencies, 50):>9.1f}{percentile(latencies, 99):>9.1f}"
                      f"{outage(timeline, phase, 'client credentials'):>11.1f}{outage(timeline, phase, 'login'):>14.1f}")
+    for (phase, kind), errors in timeline.probe_errors.items():
+        lines.append(f"  {phase}, {kind}: {len(errors)} failed, first: {errors[0]}")
+    for call in [c for c in timeline.calls if not c.ok][:5]:
+        lines.append(f"  failed tool call in '{call.phase}' after {call.latency:.1f} s: {call.detail}")
     return "\n".join(lines)

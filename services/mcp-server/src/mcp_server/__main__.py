@@ -10,6 +10,7 @@ from pydantic import ValidationError
 from . import logs
 from .app import create_app
 from .config import Settings
+from .shutdown import Drain, DrainingServer
 
 
 def main() -> int:
@@ -19,8 +20,9 @@ def main() -> int:
         print(f"mcp-server: invalid configuration: {exc}", file=sys.stderr)
         return 2
     logs.configure(settings.log_level)
-    uvicorn.run(
-        create_app(settings),
+    drain = Drain(seconds=settings.shutdown_drain_seconds)
+    config = uvicorn.Config(
+        create_app(settings, drain=drain),
         host=settings.host,
         port=settings.port,
         # X-Forwarded-* only from the TLS front (RS20: forwarded headers trusted only from the proxy).
@@ -29,6 +31,7 @@ def main() -> int:
         log_config=None,
         server_header=False,
     )
+    DrainingServer(config, drain).run()
     return 0
 
 

@@ -27,6 +27,7 @@ from .access_log import AccessLog
 from .authorization import ScopeGate
 from .config import Settings
 from .jwks import JWKSCache
+from .shutdown import Drain
 from .verifier import AccessTokenVerifier
 
 # What a browser client sends (Authorization, the MCP headers of both protocol generations)
@@ -62,7 +63,7 @@ def transport_app(server: MCPServer, settings: Settings) -> Starlette:
     )
 
 
-def create_app(settings: Settings, *, verifier: AccessTokenVerifier | None = None) -> Starlette:
+def create_app(settings: Settings, *, verifier: AccessTokenVerifier | None = None, drain: Drain | None = None) -> Starlette:
     """Build the server: the SDK's MCPServer with its bearer auth, and this project's glue."""
     http = http_client(settings)
     if verifier is None:
@@ -99,6 +100,9 @@ def create_app(settings: Settings, *, verifier: AccessTokenVerifier | None = Non
 
     async def healthz(_: Request) -> JSONResponse:
         # Unauthenticated, for compose and load-balancer health checks. Says nothing secret.
+        # 503 while draining before a stop: the balancer moves traffic away (shutdown.py).
+        if drain is not None and drain.active:
+            return JSONResponse({"status": "draining"}, status_code=503)
         return JSONResponse({"status": "ok", "signing_keys": len(keys.kids)})
 
     app = transport_app(server, settings)

@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     cors_allowed_origins: str = "http://localhost:* http://127.0.0.1:* http://[::1]:*"
     # Proxies whose X-Forwarded-* headers are believed (the Caddy front's address).
     trusted_proxies: str = "127.0.0.1"
+    # On SIGTERM, fail /healthz and keep serving this long before stopping, so the load balancer
+    # takes the replica out of rotation first (mcp_server/shutdown.py). 0: stop at once.
+    shutdown_drain_seconds: float = Field(default=0.0, ge=0, le=300)
     host: str = "0.0.0.0"  # noqa: S104  (inside its container, reached only through the TLS front)
     port: int = 8000
     log_level: str = "INFO"

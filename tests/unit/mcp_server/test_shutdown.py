@@ -1,0 +1,63 @@
+"""Drain before stop (TOPOLOGY=ha, and any load balancer): on SIGTERM the replica fails its health
+check but keeps answering, and stops only when the drain time is up."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+
+import httpx2
+import pytest
+import uvicorn
+from sse_starlette.sse import AppStatus
+
+from mcp_server.app import create_app
+from mcp_server.shutdown import Drain, DrainingServer
+from tests.support.authorization_server import FakeAuthorizationServer, RunningServer, make_settings, make_verifier
+from tests.support.net import free_port
+
+
+@pytest.fixture(autouse=True)
+def _process_keeps_serving_streams():
+    """uvicorn's stop also tells sse-starlette, process-wide, to end every event stream; the
+    other tests in this process still serve streams."""
+    yield
+    AppStatus.should_exit = False
+
+
+def test_sigterm_fails_the_health_check_first_keeps_serving_then_stops():
+    port = free_port()
+    settings = make_settings(f"http://127.0.0.1:{port}/mcp")
+    fake = FakeAuthorizationServer()
+    verifier, _ = make_verifier(fake, settings)
+    drain = Drain(seconds=1.5)
+    server = DrainingServer(uvicorn.Config(create_app(settings, verifier=verifier, drain=drain), host="127.0.0.1",
+                                           port=port, log_config=None), drain)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        assert thread.is_alive()
+        time.sleep(0.02)
+    with httpx2.Client(base_url=f"http://127.0.0.1:{port}", timeout=5) as client:
+        running = RunningServer(f"http://127.0.0.1:{port}", settings.resource_url, fake, client)
+        assert client.get("/healthz").status_code == 200
+
+        server.handle_exit(signal.SIGTERM, None)
+        stopped_at = time.monotonic() + drain.seconds
+        health = client.get("/healthz")
+        assert (health.status_code, health.json()["status"]) == (503, "draining")
+        call = running.call(running.token(), params={"name": "get_time", "arguments": {}})
+        assert call.status_code == 200, call.text  # still serving while the balancer moves away
+        assert thread.is_alive()
+    thread.join(timeout=drain.seconds + 10)
+    assert not thread.is_alive()
+    assert time.monotonic() >= stopped_at - 0.1
+
+
+def test_without_a_drain_time_sigterm_stops_at_once():
+    drain = Drain(seconds=0)
+    server = DrainingServer(uvicorn.Config(app=None), drain)
+    server.handle_exit(signal.SIGTERM, None)
+    assert server.should_exit
+    assert not drain.active
