@@ -37,4 +37,11 @@ if [ "${args[0]:-}" = start ]; then
     echo "sandbox: hardening the master realm failed; Keycloak stays unhealthy (see above)" >&2
   fi
 fi
-wait "$kc"
+# A trapped SIGTERM interrupts `wait` at once. Keep waiting for Keycloak's graceful shutdown: it
+# finishes its requests and leaves the cluster. If this script exited first, the container would
+# stop and kill Keycloak mid-shutdown, and in TOPOLOGY=ha the other node would keep the dead one
+# in its cluster view until failure detection (tens of seconds of failed logins).
+status=0
+wait "$kc" || status=$?
+while kill -0 "$kc" 2>/dev/null; do wait "$kc" || status=$?; done
+exit "$status"
