@@ -46,7 +46,7 @@ test-ha: prepare browser interop-clients ## Only the stack tests against the HA 
 
 chaos: prepare browser ## Faults under load on TOPOLOGY=ha (20 agents, 30 s phases): node, replica and database restarts, key rotation
 	@$(UV) sync --frozen --quiet
-	@CHAOS=1 CHAOS_AGENTS=$(or $(CHAOS_AGENTS),20) CHAOS_PHASE_SECONDS=$(or $(CHAOS_PHASE_SECONDS),30) UV=$(UV) $(SCRIPTS)/test-ha.sh --chaos $(PYTEST_ARGS)
+	@CHAOS_AGENTS=$(or $(CHAOS_AGENTS),20) CHAOS_PHASE_SECONDS=$(or $(CHAOS_PHASE_SECONDS),30) UV=$(UV) $(SCRIPTS)/test-ha.sh --chaos $(PYTEST_ARGS)
 
 test-remote: browser ## The black-box tests against any deployment, given by MCP_TEST_* variables (docs/topology.md)
 	@$(UV) sync --frozen --quiet

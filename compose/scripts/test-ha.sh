@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The second half of `make test`, on the highly available topology (TOPOLOGY=ha: PostgreSQL, two
 # Keycloak nodes, two MCP server replicas) in a compose project of its own (<project>-ha):
-#   1. every stack test again (-m integration);
+#   1. every stack test again (-m integration), the short fault-injection test included;
 #   2. `make test-remote` against the same running deployment, told about it only through the
 #      MCP_TEST_* variables — the proof that the black-box suite runs against a deployment it
 #      did not start;

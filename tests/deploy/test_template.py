@@ -51,6 +51,8 @@ def test_alb_is_internet_facing_https_only_with_a_modern_tls_policy(synth: Synth
     assert alb["Properties"]["Scheme"] == "internet-facing"
     attributes = {a["Key"]: a["Value"] for a in alb["Properties"]["LoadBalancerAttributes"]}
     assert attributes["idle_timeout.timeout_seconds"] == "300"  # streamable HTTP
+    # The ALB closes idle connections before the MCP server would: no 502 from a closing connection.
+    assert Settings().keep_alive_seconds > int(attributes["idle_timeout.timeout_seconds"])
     assert attributes["routing.http.drop_invalid_header_fields.enabled"] == "true"
     assert attributes["access_logs.s3.enabled"] == "true"
     listeners = {listener["Properties"]["Port"]: listener["Properties"] for listener in listener_resources(synth)}

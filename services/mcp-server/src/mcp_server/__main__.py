@@ -30,6 +30,7 @@ def main() -> int:
         forwarded_allow_ips=settings.trusted_proxies,
         log_config=None,
         server_header=False,
+        timeout_keep_alive=settings.keep_alive_seconds,
     )
     DrainingServer(config, drain).run()
     return 0

@@ -52,6 +52,11 @@ class Settings(BaseSettings):
     # On SIGTERM, fail /healthz and keep serving this long before stopping, so the load balancer
     # takes the replica out of rotation first (mcp_server/shutdown.py). 0: stop at once.
     shutdown_drain_seconds: float = Field(default=0.0, ge=0, le=300)
+    # How long an idle kept-alive connection stays open. Longer than any proxy in front keeps
+    # one idle (Caddy: 2 min; the AWS template's ALB: 300 s), so the proxy closes an idle
+    # connection, never this server. Otherwise a request sent just as the server closes the
+    # connection fails, and a proxy does not retry a POST: a 502 for a tool call that never ran.
+    keep_alive_seconds: int = Field(default=310, ge=1)
     host: str = "0.0.0.0"  # noqa: S104  (inside its container, reached only through the TLS front)
     port: int = 8000
     log_level: str = "INFO"
