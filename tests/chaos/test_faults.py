@@ -28,7 +28,8 @@ PHASE = float(os.environ.get("CHAOS_PHASE_SECONDS", "8"))
 RECOVERY = 30.0
 
 
-async def test_tool_calls_survive_node_replica_database_and_key_faults(stack: Stack, compose: DockerCompose):
+async def test_tool_calls_survive_node_replica_database_and_key_faults(stack: Stack, compose: DockerCompose,
+                                                                      request: pytest.FixtureRequest):
     timeline, faults, stop = Timeline(), Faults(compose, stack), asyncio.Event()
     timeline.enter("baseline")
     workers = [asyncio.create_task(agent(stack, timeline, stop)) for _ in range(AGENTS)]
@@ -56,7 +57,9 @@ async def test_tool_calls_survive_node_replica_database_and_key_faults(stack: St
         await asyncio.gather(*workers, prober, return_exceptions=True)
         await faults.undo_rotation()
     summary = report(timeline)
-    print(f"\nfaults under load: {AGENTS} agents, {PHASE:.0f} s phases\n{summary}")
+    # The report is the point of the test: shown in make test's output too, past pytest's capture.
+    with request.config.pluginmanager.getplugin("capturemanager").global_and_fixture_disabled():
+        print(f"\nfaults under load: {AGENTS} agents, {PHASE:.0f} s phases\n{summary}", flush=True)
     failed = [c for c in timeline.calls if not c.ok]
     assert failed == [], f"{len(failed)} failed tool calls, e.g. {failed[:3]}\n{summary}"
     assert len(timeline.calls) > AGENTS * 10, summary
