@@ -62,10 +62,11 @@ def test_images_are_the_sandboxs_own_dockerfiles(synth: Synthesized):
         {"KEYCLOAK_IMAGE": versions["KEYCLOAK_IMAGE"], "KC_DB": "postgres"},
         {"PYTHON_IMAGE": versions["PYTHON_IMAGE"]},
         {"PYTHON_IMAGE": versions["PYTHON_IMAGE"]},
+        {"PYTHON_IMAGE": versions["PYTHON_IMAGE"]},  # realm-sync
         {"CADDY_IMAGE": versions["CADDY_IMAGE"]},
     ])
     for image in images:  # each staged asset holds the same Dockerfile as the sandbox builds
-        dockerfile = (synth.outdir / image["source"]["directory"] / "Dockerfile").read_text()
+        dockerfile = (synth.outdir / image["source"]["directory"] / image["source"].get("dockerFile", "Dockerfile")).read_text()
         sandbox = [p for p in Path("services").glob("*/Dockerfile")] + [Path("cimd-host/Dockerfile")]
         assert any(dockerfile == (Path(__file__).resolve().parents[2] / p).read_text() for p in sandbox)
 

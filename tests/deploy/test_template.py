@@ -272,6 +272,30 @@ def test_the_database_accepts_only_keycloak(synth: Synthesized):
         (5433, {"Fn::GetAtt": [logical_id(synth, synth.stack.keycloak_sg), "GroupId"]})]
 
 
+def test_realm_changes_reach_the_live_realm_through_a_realm_sync_task(synth: Synthesized):
+    """The tool make up runs (services/realm-sync), as a one-off task: the served realm's file only,
+    against one Keycloak task's admin API (keycloak.mcp.internal), secrets from Secrets Manager."""
+    (definition,) = [d for d in resources(synth, "AWS::ECS::TaskDefinition").values()
+                     if d["Properties"]["ContainerDefinitions"][0]["Name"] == "realm-sync"]
+    container = definition["Properties"]["ContainerDefinitions"][0]
+    assert container["Command"] == ["--server", "http://keycloak.mcp.internal:8080", "/realm/mcp-realm.json"]
+    assert {s["Name"] for s in container["Secrets"]} == {"KEYCLOAK_ADMIN_CLIENT_SECRET", "DEMO_USER_PASSWORD",
+                                                          "AGENT_CONFIDENTIAL_CLIENT_SECRET", "MACHINE_CLIENT_SECRET"}
+    assert set(env(container)) == {"MCP_RESOURCE_URL", "CIMD_ORIGIN", "AGENT_CALLBACK_PORT"}
+    assert "RealmSyncCommand" in synth.template.to_json()["Outputs"]
+    names = {s["Properties"]["Name"] for s in resources(synth, "AWS::ServiceDiscovery::Service").values()}
+    assert {"keycloak", "egress"} <= names
+    # Its only way anywhere: Keycloak's HTTP port, plus the AWS APIs it starts with.
+    _, egress = group_rules(synth, synth.stack.realm_sync_sg)
+    keycloak = {"Fn::GetAtt": [logical_id(synth, synth.stack.keycloak_sg), "GroupId"]}
+    assert [(r["FromPort"], r["DestinationSecurityGroupId"]) for r in egress if r["FromPort"] != 443] == [(8080, keycloak)]
+    assert all("DestinationSecurityGroupId" in r or "DestinationPrefixListId" in r for r in egress)
+    ingress, _ = group_rules(synth, synth.stack.keycloak_sg)
+    realm_sync = {"Fn::GetAtt": [logical_id(synth, synth.stack.realm_sync_sg), "GroupId"]}
+    assert sorted(str(r["SourceSecurityGroupId"]) for r in ingress if r["FromPort"] == 8080) == sorted(
+        str(g) for g in ({"Fn::GetAtt": [logical_id(synth, synth.stack.alb_sg), "GroupId"]}, realm_sync))
+
+
 def test_the_management_port_is_reachable_only_from_the_alb(synth: Synthesized):
     ingress, _ = group_rules(synth, synth.stack.keycloak_sg)
     management = [r for r in ingress if r["FromPort"] == 9000]

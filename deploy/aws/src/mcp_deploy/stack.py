@@ -119,6 +119,8 @@ class McpAuthStack(Stack):
                                         description="MCP server tasks")
         self.cimd_sg = ec2.SecurityGroup(self, "CimdSg", vpc=self.vpc, allow_all_outbound=False,
                                          description="CIMD host tasks")
+        self.realm_sync_sg = ec2.SecurityGroup(self, "RealmSyncSg", vpc=self.vpc, allow_all_outbound=False,
+                                               description="realm-sync task: the Keycloak admin API only")
         self.database_sg = ec2.SecurityGroup(self, "DatabaseSg", vpc=self.vpc, allow_all_outbound=False,
                                              description="Aurora PostgreSQL: Keycloak only")
 
@@ -181,6 +183,9 @@ class McpAuthStack(Stack):
             "mcp-server": ecs.ContainerImage.from_asset(str(ROOT / "services" / "mcp-server"), build_args=python_image),
             "cimd-host": ecs.ContainerImage.from_asset(str(_cimd_build_context(config.cimd_public_dir)),
                                                        build_args={"CADDY_IMAGE": versions["CADDY_IMAGE"]}),
+            # Context services/, as in compose: the image holds the realm files next to its code.
+            "realm-sync": ecs.ContainerImage.from_asset(str(ROOT / "services"), file="realm-sync/Dockerfile",
+                                                        build_args=python_image),
         }
 
         egress_task = self._task("Egress", cpu=256, memory=512)
@@ -244,6 +249,8 @@ class McpAuthStack(Stack):
             security_groups=[self.keycloak_sg], vpc_subnets=app_subnets,
             health_check_grace_period=Duration.seconds(300),
             circuit_breaker=ecs.DeploymentCircuitBreaker(rollback=True),
+            # keycloak.mcp.internal: the admin API for the realm-sync task (never routed by the ALB).
+            cloud_map_options=ecs.CloudMapOptions(name="keycloak", cloud_map_namespace=namespace),
         )
         self.keycloak_sg.connections.allow_to(self.database_sg, ec2.Port.tcp(DATABASE_PORT), "Keycloak's database")
         self.keycloak_sg.connections.allow_to(self.egress_sg, ec2.Port.tcp(EGRESS_PORT), "the egress proxy")
@@ -262,6 +269,21 @@ class McpAuthStack(Stack):
             secrets={**{k: v for k, v in keycloak_secrets.items() if k.startswith("KC_DB")},
                      **{name: ecs.Secret.from_secrets_manager(s) for name, s in self.realm_secrets.items()}},
         )
+
+        # Realm changes on the live realm: realm-sync, the tool make up runs in the sandbox, applied
+        # through the admin API of one Keycloak task (services/realm-sync: idempotent, users and
+        # DCR/CIMD clients kept). Only the served realm's file; `--check` first to preview.
+        self.realm_sync = self._task("RealmSync", cpu=256, memory=512)
+        self.realm_sync.add_container(
+            "realm-sync", image=self.images["realm-sync"], logging=self._logs("realm-sync"),
+            command=["--server", f"http://keycloak.mcp.internal:{KEYCLOAK_HTTP}", f"/realm/{config.realm}-realm.json"],
+            environment={k: keycloak_environment[k] for k in ("MCP_RESOURCE_URL", "CIMD_ORIGIN", "AGENT_CALLBACK_PORT")},
+            secrets={"KEYCLOAK_ADMIN_CLIENT_SECRET": ecs.Secret.from_secrets_manager(self.admin_client_secret),
+                     **{name: ecs.Secret.from_secrets_manager(s) for name, s in self.realm_secrets.items()}},
+            readonly_root_filesystem=True,
+        )
+        self.realm_sync_sg.connections.allow_to(self.keycloak_sg, ec2.Port.tcp(KEYCLOAK_HTTP), "Keycloak's admin API")
+        self._allow_endpoints(self.realm_sync_sg)
 
         # --- MCP server ---------------------------------------------------------------------------
         mcp_task = self._task("McpServer", cpu=config.mcp_cpu, memory=config.mcp_memory_mib)
@@ -413,6 +435,11 @@ class McpAuthStack(Stack):
             f"--task-definition {self.realm_import.family} --launch-type FARGATE "
             f"--network-configuration 'awsvpcConfiguration={{subnets=[{self.vpc.private_subnets[0].subnet_id}],"
             f"securityGroups=[{self.keycloak_sg.security_group_id}]}}'"))
+        CfnOutput(self, "RealmSyncCommand", value=(
+            f"aws ecs run-task --cluster {self.cluster.cluster_name} "
+            f"--task-definition {self.realm_sync.family} --launch-type FARGATE "
+            f"--network-configuration 'awsvpcConfiguration={{subnets=[{self.vpc.private_subnets[0].subnet_id}],"
+            f"securityGroups=[{self.realm_sync_sg.security_group_id}]}}'"))
 
     # --- helpers ------------------------------------------------------------------------------------------
     def _retention(self) -> logs.RetentionDays:

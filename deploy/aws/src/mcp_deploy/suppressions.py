@@ -19,14 +19,15 @@ def suppress(stack: McpAuthStack) -> None:
         reason="The internet-facing ALB accepts 443 (and 80, answered only with a redirect to 443) from anywhere; "
                "the optional WAF rate-limits the token and registration endpoints.",
     )])
-    for task in (stack.node.find_child(name) for name in ("EgressTask", "KeycloakTask", "McpServerTask", "RealmImportTask")):
+    for task in (stack.node.find_child(name) for name in
+                 ("EgressTask", "KeycloakTask", "McpServerTask", "RealmImportTask", "RealmSyncTask")):
         NagSuppressions.add_resource_suppressions(task, [NagPackSuppression(
             id="AwsSolutions-ECS2",
             reason="Plain environment variables carry only non-secret configuration (URLs, names, ports); every "
                    "secret (database, bootstrap admin, client secrets) is an ECS secret from Secrets Manager.",
         )])
     for task in (stack.node.find_child(name) for name in
-                 ("EgressTask", "KeycloakTask", "McpServerTask", "RealmImportTask", "CimdHostTask")):
+                 ("EgressTask", "KeycloakTask", "McpServerTask", "RealmImportTask", "RealmSyncTask", "CimdHostTask")):
         NagSuppressions.add_resource_suppressions(task, [NagPackSuppression(
             id="AwsSolutions-IAM5",
             reason="CDK's generated execution-role policy: ecr:GetAuthorizationToken has no resource-level "

@@ -30,7 +30,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--secret-file", type=Path,
                         default=Path(os.environ.get("KEYCLOAK_ADMIN_CLIENT_SECRET_FILE",
                                                     "/run/secrets/keycloak_admin_client_secret")),
-                        help="the admin client's secret (env KEYCLOAK_ADMIN_CLIENT_SECRET_FILE)")
+                        help="the admin client's secret (env KEYCLOAK_ADMIN_CLIENT_SECRET_FILE; "
+                             "or the secret itself in KEYCLOAK_ADMIN_CLIENT_SECRET)")
     parser.add_argument("--secrets-dir", type=Path, default=Path("/run/secrets"),
                         help="files here fill the realm files' placeholders by upper-cased name")
     args = parser.parse_args(argv)
@@ -38,10 +39,13 @@ def main(argv: list[str] | None = None) -> int:
         values = variables(os.environ, args.secrets_dir)
         # Every file is read and checked before the first write: a bad file changes nothing.
         realms = [load(path, values) for path in realm_files(args.paths)]
-        try:
-            secret = args.secret_file.read_text().strip()
-        except OSError as error:
-            raise SyncError(f"the admin client's secret: {error}") from error
+        # ECS passes secrets as variables (KEYCLOAK_ADMIN_CLIENT_SECRET), compose as files.
+        secret = os.environ.get("KEYCLOAK_ADMIN_CLIENT_SECRET", "")
+        if not secret:
+            try:
+                secret = args.secret_file.read_text().strip()
+            except OSError as error:
+                raise SyncError(f"the admin client's secret: {error} (or set KEYCLOAK_ADMIN_CLIENT_SECRET)") from error
         with httpx2.Client(timeout=30) as http:
             admin = Admin(http, args.server, args.client_id, secret, dry_run=args.check)
             for realm in realms:
