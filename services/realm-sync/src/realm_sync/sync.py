@@ -81,7 +81,8 @@ class Admin:
                 return self.http.request(method, url, **kwargs)
             except httpx2.TransportError as error:
                 if time.monotonic() > deadline:
-                    raise SyncError(f"{method} {url}: Keycloak unreachable ({error.__class__.__name__})") from error
+                    raise SyncError(f"{method} {url}: Keycloak unreachable for 60 s ({error.__class__.__name__}); "
+                                    "is the stack up (make up)?") from error
                 time.sleep(2)
 
     def request(self, method: str, path: str, **kwargs: Any) -> httpx2.Response:
