@@ -13,9 +13,8 @@ fi
 # Keycloak imports a realm file only into an empty database; every later change to
 # services/keycloak/realm/*.json reaches the running realm here, users and clients kept.
 step "Applying the realm files to the running Keycloak (realm-sync)"
-docker compose --project-directory compose --profile realm-sync build --quiet realm-sync \
-  || die "building the realm-sync image failed (see above)"
-if ! docker compose --project-directory compose run --rm --no-deps realm-sync; then
+# The same command as `make realm-sync`.
+if ! docker compose --project-directory compose --profile realm-sync run --rm --build --no-deps --quiet-build realm-sync; then
   die "the realm files could not be applied (the reason is above); the stack is up with the previous realm settings"
 fi
 

@@ -149,6 +149,10 @@ class RealmSync:
         if differ:
             self.admin.write("PUT", self.base, f"{self.name}: realm settings {', '.join(differ)}", wanted)
 
+    def roles(self, names: Iterable[str]) -> list[Any]:
+        """The realm roles' representations, as role-mapping writes take them."""
+        return [self.admin.get(f"{self.base}/roles/{quote(name, safe='')}") for name in names]
+
     # Client scopes and their protocol mappers
     def scope_ids(self) -> dict[str, str]:
         return {scope["name"]: scope["id"] for scope in self.admin.get(f"{self.base}/client-scopes")}
@@ -211,9 +215,9 @@ class RealmSync:
         """Realm roles a client scope (or a client) carries into tokens: offline_access's role."""
         for mapping in self.realm.get("scopeMappings", []):
             if "clientScope" in mapping:
-                found = [s for s in self.admin.get(f"{self.base}/client-scopes") if s["name"] == mapping["clientScope"]]
+                scope_id = self.scope_ids().get(mapping["clientScope"])
                 what = f"{self.name}: client scope {mapping['clientScope']}"
-                owner = f"{self.base}/client-scopes/{found[0]['id']}" if found else None
+                owner = f"{self.base}/client-scopes/{scope_id}" if scope_id else None
             else:
                 found = self.admin.get(f"{self.base}/clients", clientId=mapping["client"])
                 what = f"{self.name}: client {mapping['client']}"
@@ -224,10 +228,10 @@ class RealmSync:
                 raise SyncError(f"{what}: scope mapping for something the realm does not have")
             have = {role["name"]: role for role in self.admin.get(f"{owner}/scope-mappings/realm")}
             wanted = set(mapping.get("roles", []))
-            missing = [self.admin.get(f"{self.base}/roles/{quote(name, safe='')}") for name in sorted(wanted - have.keys())]
+            missing = sorted(wanted - have.keys())
             if missing:
                 self.admin.write("POST", f"{owner}/scope-mappings/realm",
-                                 f"{what}: realm roles {', '.join(sorted(wanted - have.keys()))} mapped", missing)
+                                 f"{what}: realm roles {', '.join(missing)} mapped", self.roles(missing))
             extra = [have[name] for name in sorted(have.keys() - wanted)]
             if extra:
                 self.admin.write("DELETE", f"{owner}/scope-mappings/realm",
@@ -294,4 +298,4 @@ class RealmSync:
             missing = sorted(set(user.get("realmRoles", [])) - have)
             if missing:
                 self.admin.write("POST", f"{owner}/role-mappings/realm", f"{what}: realm roles {', '.join(missing)} granted",
-                                 [self.admin.get(f"{self.base}/roles/{quote(name, safe='')}") for name in missing])
+                                 self.roles(missing))
