@@ -27,7 +27,9 @@ cat <<MSG
   Protected resource metadata      ${MCP_RESOURCE_URL%/mcp}/.well-known/oauth-protected-resource/mcp
   CIMD document of the demo agent  ${CIMD_ORIGIN}/agents/demo/metadata.json
 
-  Demo user       alice / $(cat .local/secrets/demo-user-password)
+  Demo users      alice / $(cat .local/secrets/demo-user-password)  (role mcp-user: the ordinary tools)
+                  ada   / $(cat .local/secrets/admin-user-password)  (role mcp-admin: every tool)
+                  nora  / $(cat .local/secrets/norole-user-password)  (no MCP role: signs in, is refused)
   Keycloak admin  admin / $(cat .local/secrets/keycloak-admin-password)  (console: KEYCLOAK_ADMIN_CONSOLE=on make up)
   Local CA        .local/ca/ca.pem  (trust it in your browser: see README, "Trusting the local CA")
 

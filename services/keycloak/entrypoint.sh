@@ -7,6 +7,8 @@ read_secret() { [ -r "/run/secrets/$1" ] && tr -d '\n' < "/run/secrets/$1"; }
 if pw="$(read_secret keycloak_admin_password)"; then export KC_BOOTSTRAP_ADMIN_PASSWORD="$pw"; fi
 if pw="$(read_secret keycloak_admin_client_secret)"; then export KC_BOOTSTRAP_ADMIN_CLIENT_SECRET="$pw"; fi
 if pw="$(read_secret demo_user_password)"; then export DEMO_USER_PASSWORD="$pw"; fi
+if pw="$(read_secret admin_user_password)"; then export ADMIN_USER_PASSWORD="$pw"; fi
+if pw="$(read_secret norole_user_password)"; then export NOROLE_USER_PASSWORD="$pw"; fi
 if pw="$(read_secret agent_confidential_client_secret)"; then export AGENT_CONFIDENTIAL_CLIENT_SECRET="$pw"; fi
 if pw="$(read_secret machine_client_secret)"; then export MACHINE_CLIENT_SECRET="$pw"; fi
 if pw="$(read_secret postgres_password)"; then export KC_DB_PASSWORD="$pw"; fi  # TOPOLOGY=ha

@@ -18,7 +18,19 @@ from pathlib import Path
 from . import cimd
 from .keys import KeyDirectory
 
-AGENTS = ("demo", "machine")
+# Each key directory under .local/keys and where its public half is published. `machine-admin`
+# is the only machine client whose service account holds mcp-admin; `mcp-server` is the MCP
+# server's own confidential client (token introspection, private_key_jwt).
+PUBLISHED = {"demo": "agents/demo", "machine": "agents/machine", "machine-admin": "agents/machine-admin",
+             "mcp-server": "services/mcp-server"}
+AGENTS = tuple(PUBLISHED)
+SERVICES = frozenset({"mcp-server"})
+
+
+def key_directory(state: Path, name: str) -> KeyDirectory:
+    return KeyDirectory(state / "keys" / name, readable_in_container=name in SERVICES)
+
+
 # Documents for third-party clients, one data file each (cimd-host/clients/README.md).
 CLIENTS_DIR = Path(__file__).resolve().parents[2] / "clients"
 
@@ -35,10 +47,10 @@ def render(state: Path, origin: str, callback_port: int) -> list[Path]:
     """Render the public files; create keys that do not exist yet. Idempotent."""
     public = state / "cimd-public"
     written = []
-    for agent in AGENTS:
-        keys = KeyDirectory(state / "keys" / agent)
+    for agent, where in PUBLISHED.items():
+        keys = key_directory(state, agent)
         keys.ensure()
-        target = public / "agents" / agent / "jwks.json"
+        target = public / where / "jwks.json"
         _write(target, json.dumps(keys.jwks(), indent=2).encode() + b"\n")
         written.append(target)
     url = cimd.metadata_url(origin, "demo")
@@ -71,9 +83,9 @@ def main(argv: list[str] | None = None) -> int:
     args.callback_port = int(args.callback_port)
 
     if args.command == "rotate":
-        new = KeyDirectory(args.state / "keys" / args.agent).rotate(keep=args.keep)
+        new = key_directory(args.state, args.agent).rotate(keep=args.keep)
         render(args.state, args.origin, args.callback_port)
-        published = len(KeyDirectory(args.state / "keys" / args.agent).keys())
+        published = len(key_directory(args.state, args.agent).keys())
         print(f"{args.agent}: signing with new key {new.kid}; {published} keys published")
         return 0
     for path in render(args.state, args.origin, args.callback_port):

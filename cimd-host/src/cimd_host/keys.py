@@ -47,8 +47,14 @@ def _thumbprint_kid(public_key: ec.EllipticCurvePublicKey) -> str:
 
 
 class KeyDirectory:
-    def __init__(self, path: Path) -> None:
+    """`readable_in_container`: a service container (the MCP server, which runs as its own uid)
+    reads the key through a bind mount, so the directory and files are world-readable as the
+    secrets of .local/secrets are; the parent directory (.local/keys, 0700) keeps other host users
+    out. Agents' keys stay 0700/0600 (the agent container runs as the host user)."""
+
+    def __init__(self, path: Path, *, readable_in_container: bool = False) -> None:
         self.path = path
+        self.dir_mode, self.file_mode = (0o755, 0o644) if readable_in_container else (0o700, 0o600)
 
     def keys(self) -> list[SigningKey]:
         if not self.path.is_dir():
@@ -68,7 +74,8 @@ class KeyDirectory:
         """Add a new key and make it the signing key. The newest `keep` keys stay published
         (so assertions signed just before the switch still verify); older ones are deleted."""
         self.path.mkdir(parents=True, exist_ok=True)
-        os.chmod(self.path, 0o700)
+        os.chmod(self.path.parent, 0o700)
+        os.chmod(self.path, self.dir_mode)
         private = ec.generate_private_key(ec.SECP256R1())
         kid = _thumbprint_kid(private.public_key())
         pem = private.private_bytes(
@@ -77,10 +84,11 @@ class KeyDirectory:
             serialization.NoEncryption(),
         )
         target = key_path(self.path, kid)
-        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, self.file_mode)
         with os.fdopen(fd, "wb") as f:
             f.write(pem)
         (self.path / CURRENT_FILE).write_text(kid + "\n")
+        os.chmod(self.path / CURRENT_FILE, self.file_mode)
         by_age = sorted(self.path.glob(f"*{KEY_SUFFIX}"), key=lambda p: p.stat().st_mtime_ns, reverse=True)
         for old in by_age[max(keep, 1):]:
             old.unlink()
