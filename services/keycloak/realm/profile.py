@@ -31,7 +31,7 @@ def merge(base: dict[str, Any], extra: dict[str, Any], where: str) -> dict[str, 
             merged[key] = have + value
         elif isinstance(have, dict) and isinstance(value, dict):
             merged[key] = merge(have, value, f"{where}.{key}")
-        elif key in merged and key != "realm" and type(have) is not type(value):
+        elif key in merged and type(have) is not type(value):
             raise ValueError(f"{where}: {key} is a {type(have).__name__} in the shared file, a {type(value).__name__} here")
         else:
             merged[key] = value
@@ -50,7 +50,23 @@ def render(source: Path, profile: str) -> dict[str, dict[str, Any]]:
             if base is not None and base.get("realm") != extra.get("realm"):
                 raise ValueError(f"{path}: realm {extra.get('realm')!r}, but {source / path.name} is {base.get('realm')!r}")
             realms[path.name] = merge(base, extra, str(path)) if base is not None else extra
+    for realm in realms.values():
+        if "users" in realm:
+            realm.setdefault("attributes", {})[SEEDED_USERS] = seeded(realm["users"])
     return realms
+
+
+# realm-sync creates the file's users once and then leaves them to operators; it remembers which
+# in this realm attribute (services/realm-sync: users.py). Keycloak's first import creates them,
+# so the imported realm carries the record from the start.
+SEEDED_USERS = "realmSync.users"
+
+
+def seeded(users: list[dict[str, Any]]) -> str:
+    """The record realm-sync keeps (realm_sync.users.record_of): who -> the realm roles granted."""
+    record = {(f"service-account-{u['serviceAccountClientId']}" if u.get("serviceAccountClientId") else u["username"]):
+              sorted(u.get("realmRoles", [])) for u in users}
+    return json.dumps(dict(sorted(record.items())), separators=(",", ":"))
 
 
 def main(argv: list[str] | None = None) -> int:

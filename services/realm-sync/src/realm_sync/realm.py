@@ -12,11 +12,16 @@ from typing import Any
 # Lower-case ones (`${client_admin-cli}`) are Keycloak's message keys and stay literal.
 PLACEHOLDER = re.compile(r"\$\{([A-Z][A-Z0-9_]*)\}")
 
-# The parts of a realm representation this tool applies; each is handled in sync.py.
+# The parts of a realm representation this tool applies (sync.py; roles in roles.py, users in users.py).
 MANAGED = frozenset({
     "clientScopes", "defaultDefaultClientScopes", "defaultOptionalClientScopes", "scopeMappings",
-    "clientProfiles", "clientPolicies", "components", "clients", "users",
+    "clientProfiles", "clientPolicies", "components", "clients", "users", "roles", "defaultRole", "attributes",
 })
+# The realm attribute holding realm-sync's record of the users it seeded (users.py). The only
+# attribute a realm file may carry: a rendered file can hold the record of its own users, so that
+# Keycloak's first import, which seeds them, records them too. realm-sync itself goes by the record
+# in the realm, never by a file's.
+RECORD_ATTRIBUTE = "realmSync.users"
 
 
 class RealmFileError(Exception):
@@ -60,7 +65,7 @@ def settings(realm: Mapping[str, Any]) -> dict[str, Any]:
 
 def load(path: Path, values: Mapping[str, str]) -> dict[str, Any]:
     """One realm file, placeholders filled. Parts of a realm this tool does not apply (groups,
-    roles, identity providers, flows...) are refused by name, rather than silently ignored."""
+    client roles, identity providers, flows...) are refused by name, rather than silently ignored."""
     try:
         realm = json.loads(path.read_text())
     except (OSError, ValueError) as error:
@@ -72,8 +77,81 @@ def load(path: Path, values: Mapping[str, str]) -> dict[str, Any]:
         raise RealmFileError(
             f"{path}: realm-sync does not apply {', '.join(unsupported)}; apply such a change by hand in the "
             "admin API, or recreate the sandbox's data with 'make clean && make up'")
+    attributes = realm.get("attributes", {})
+    if not isinstance(attributes, dict) or set(attributes) - {RECORD_ATTRIBUTE}:
+        raise RealmFileError(
+            f"{path}: realm-sync does not apply attributes (only {RECORD_ATTRIBUTE}, its record of seeded users, may be "
+            "in a file); apply such a change by hand in the admin API")
     filled: dict[str, Any] = fill(realm, values, str(path))
+    declared_roles(filled, str(path))
+    declared_users(filled, str(path))
     return filled
+
+
+def _names(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(item, str) for item in value)
+
+
+def declared_roles(realm: Mapping[str, Any], where: str = "") -> list[dict[str, Any]]:
+    """The realm roles the file declares (`roles.realm`), with `defaultRole` merged into its entry
+    (Keycloak's export names the default role in both). Composites are checked here, so that a
+    malformed file is refused before the first write; client roles (`roles.client`) are not applied."""
+    where = where or realm.get("realm", "?")
+    roles = realm.get("roles", {})
+    if not isinstance(roles, dict) or not isinstance(roles.get("realm", []), list):
+        raise RealmFileError(f"{where}: roles is an object whose \"realm\" is a list of realm roles")
+    if roles.get("client"):
+        raise RealmFileError(f"{where}: realm-sync does not apply roles.client (client roles); apply such a change by "
+                             "hand in the admin API, or recreate the sandbox's data with 'make clean && make up'")
+    unknown = sorted(set(roles) - {"realm", "client"})
+    if unknown:
+        raise RealmFileError(f"{where}: realm-sync does not apply roles.{', roles.'.join(unknown)}")
+    declared: dict[str, dict[str, Any]] = {}
+    for role in roles.get("realm", []):
+        if not isinstance(role, dict) or not isinstance(role.get("name"), str):
+            raise RealmFileError(f"{where}: every entry of roles.realm is an object with a \"name\"")
+        if role["name"] in declared:
+            raise RealmFileError(f"{where}: realm role {role['name']} is declared twice")
+        declared[role["name"]] = dict(role)
+    default = realm.get("defaultRole")
+    if default is not None:
+        if not isinstance(default, dict) or not isinstance(default.get("name"), str):
+            raise RealmFileError(f"{where}: defaultRole is an object with a \"name\"")
+        entry = declared.setdefault(default["name"], {"name": default["name"]})
+        for key in ("description", "composite", "composites", "attributes"):
+            if key in default:
+                if key in entry and entry[key] != default[key]:
+                    raise RealmFileError(f"{where}: defaultRole and roles.realm say different things about "
+                                         f"{default['name']}'s {key}")
+                entry[key] = default[key]
+    for name, role in declared.items():
+        composites = role.get("composites", {})
+        if (not isinstance(composites, dict) or set(composites) - {"realm", "client"}
+                or not _names(composites.get("realm", []))
+                or not isinstance(composites.get("client", {}), dict)
+                or not all(_names(names) for names in composites.get("client", {}).values())):
+            raise RealmFileError(f"{where}: realm role {name}: composites is {{\"realm\": [role names], "
+                                 "\"client\": {clientId: [role names]}}")
+    return list(declared.values())
+
+
+def declared_users(realm: Mapping[str, Any], where: str = "") -> list[dict[str, Any]]:
+    """The users the file declares: people by `username`, service accounts by `serviceAccountClientId`."""
+    where = where or realm.get("realm", "?")
+    users: list[dict[str, Any]] = realm.get("users", [])
+    seen: set[str] = set()
+    for user in users:
+        if not isinstance(user, dict) or not isinstance(user.get("username"), str):
+            raise RealmFileError(f"{where}: every user is an object with a \"username\"")
+        if not _names(user.get("realmRoles", [])):
+            raise RealmFileError(f"{where}: user {user['username']}: realmRoles is a list of realm role names")
+        if user.get("clientRoles") or user.get("groups"):
+            raise RealmFileError(f"{where}: user {user['username']}: realm-sync grants realm roles only "
+                                 "(not clientRoles or groups)")
+        if user["username"] in seen:
+            raise RealmFileError(f"{where}: user {user['username']} is declared twice")
+        seen.add(user["username"])
+    return users
 
 
 def realm_files(paths: list[Path]) -> list[Path]:

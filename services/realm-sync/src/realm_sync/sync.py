@@ -6,112 +6,25 @@ The rule, for every part of the file:
 - what the file does not name is never deleted: DCR- and CIMD-created clients, users who signed
   up, sessions and consents live in the same realm. Client scopes and registration policies the
   file does not name are reported, so a rename does not go unnoticed;
-- a user declared in the file is created when missing; an existing one keeps its credentials.
+- realm roles the file declares are made to match it (description, composites); others are reported;
+- users are created once, then left to operators (users.py): never re-created, re-enabled or
+  updated; only a realm role newly declared for a user in the file is granted, once.
 Each write is made only when Keycloak's answer differs from the file, so a second run writes
 nothing and reports the realm up to date.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import quote
 
-import httpx2
-
+from realm_sync.admin import Admin, SyncError, matches, without
 from realm_sync.realm import settings
+from realm_sync.roles import RoleSync
+from realm_sync.users import UserSync
 
-
-class SyncError(Exception):
-    """The admin API refused or could not be reached (the message names the request)."""
-
-
-def _scalar(value: Any) -> str:
-    return str(value).lower() if isinstance(value, bool) else str(value)
-
-
-def matches(desired: Any, current: Any) -> bool:
-    """Whether Keycloak's `current` already says everything `desired` says. Extra keys in
-    `current` are fine (Keycloak fills defaults); lists of values compare as sets (Keycloak
-    keeps redirect URIs and scope names unordered); lists of objects compare in order."""
-    if isinstance(desired, dict):
-        return isinstance(current, dict) and all(key in current and matches(value, current[key])
-                                                 for key, value in desired.items())
-    if isinstance(desired, list):
-        if not isinstance(current, list) or len(desired) != len(current):
-            return False
-        if all(not isinstance(item, dict | list) for item in desired):
-            return sorted(map(_scalar, desired)) == sorted(map(_scalar, current))
-        return all(matches(want, have) for want, have in zip(desired, current, strict=True))
-    return _scalar(desired) == _scalar(current)
-
-
-def without(representation: Mapping[str, Any], *keys: str) -> dict[str, Any]:
-    return {key: value for key, value in representation.items() if key not in keys}
-
-
-class Admin:
-    """The admin API as a service-account client (client credentials in the master realm).
-    Writes are recorded; with `dry_run` they are only recorded."""
-
-    def __init__(self, http: httpx2.Client, server: str, client_id: str, secret: str, *, dry_run: bool = False) -> None:
-        self.http, self.server, self.client_id, self.secret = http, server.rstrip("/"), client_id, secret
-        self.dry_run = dry_run
-        self.changes: list[str] = []
-        self._token: tuple[str, float] | None = None
-
-    def _bearer(self) -> str:
-        if self._token is None or time.monotonic() > self._token[1]:
-            response = self._send("POST", f"{self.server}/realms/master/protocol/openid-connect/token",
-                                  data={"grant_type": "client_credentials", "client_id": self.client_id,
-                                        "client_secret": self.secret})
-            if response.status_code != 200:
-                raise SyncError(f"the admin client '{self.client_id}' cannot log in to {self.server} "
-                                f"(HTTP {response.status_code}: {_reason(response)})")
-            body = response.json()
-            self._token = (body["access_token"], time.monotonic() + max(float(body.get("expires_in", 60)) / 2, 5))
-        return self._token[0]
-
-    def _send(self, method: str, url: str, **kwargs: Any) -> httpx2.Response:
-        # Keycloak may still be starting (a node restarted just before): retry refused connections.
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                return self.http.request(method, url, **kwargs)
-            except httpx2.TransportError as error:
-                if time.monotonic() > deadline:
-                    raise SyncError(f"{method} {url}: Keycloak unreachable for 60 s ({error.__class__.__name__}); "
-                                    "is the stack up (make up)?") from error
-                time.sleep(2)
-
-    def request(self, method: str, path: str, **kwargs: Any) -> httpx2.Response:
-        response = self._send(method, f"{self.server}/admin/realms{path}",
-                              headers={"Authorization": f"Bearer {self._bearer()}"}, **kwargs)
-        if response.status_code >= 400 and not (method == "GET" and response.status_code == 404):
-            raise SyncError(f"{method} /admin/realms{path}: HTTP {response.status_code}: {_reason(response)}")
-        return response
-
-    def get(self, path: str, **params: str) -> Any:
-        response = self.request("GET", path, params=params)
-        return None if response.status_code == 404 else response.json()
-
-    def write(self, method: str, path: str, change: str, body: Any = None) -> None:
-        self.changes.append(change)
-        print(f"realm-sync: {'would change: ' if self.dry_run else ''}{change}", flush=True)
-        if not self.dry_run:
-            self.request(method, path, json=body)
-
-
-def _reason(response: httpx2.Response) -> str:
-    """Keycloak's error message, never the request or a token."""
-    try:
-        body = response.json()
-    except ValueError:
-        return response.reason_phrase
-    if isinstance(body, dict):
-        return str(body.get("errorMessage") or body.get("error_description") or body.get("error") or response.reason_phrase)
-    return response.reason_phrase
+__all__ = ["Admin", "RealmSync", "SyncError", "matches"]
 
 
 class RealmSync:
@@ -126,17 +39,21 @@ class RealmSync:
     def run(self) -> None:
         before = len(self.admin.changes)
         current = self.admin.get(self.base)
+        users = UserSync(self.admin, self.name, self.base)
         if current is None:
             self.admin.write("POST", "", f"{self.name}: realm created from the file", self.realm)
+            if not self.admin.dry_run:
+                users.run(self.realm)  # Keycloak's import created them: recorded, as seeded
         else:
             self.settings(current)
+            RoleSync(self.admin, self.name, self.base, self.unmanaged).run(self.realm, current)
             self.client_scopes()
             self.default_scopes()
             self.scope_mappings()
             self.client_policies()
             self.components(current["id"])
-            self.clients()
-            self.users()
+            created = self.clients()
+            users.run(self.realm, new_clients=created)
         for thing in self.unmanaged:
             print(f"realm-sync: {self.name}: {thing} is not in the file (left in place)", flush=True)
         changed = len(self.admin.changes) - before
@@ -148,10 +65,6 @@ class RealmSync:
         differ = sorted(key for key, value in wanted.items() if not matches(value, current.get(key)))
         if differ:
             self.admin.write("PUT", self.base, f"{self.name}: realm settings {', '.join(differ)}", wanted)
-
-    def roles(self, names: Iterable[str]) -> list[Any]:
-        """The realm roles' representations, as role-mapping writes take them."""
-        return [self.admin.get(f"{self.base}/roles/{quote(name, safe='')}") for name in names]
 
     # Client scopes and their protocol mappers
     def scope_ids(self) -> dict[str, str]:
@@ -231,7 +144,8 @@ class RealmSync:
             missing = sorted(wanted - have.keys())
             if missing:
                 self.admin.write("POST", f"{owner}/scope-mappings/realm",
-                                 f"{what}: realm roles {', '.join(missing)} mapped", self.roles(missing))
+                                 f"{what}: realm roles {', '.join(missing)} mapped",
+                                 self.admin.realm_roles(self.base, missing))
             extra = [have[name] for name in sorted(have.keys() - wanted)]
             if extra:
                 self.admin.write("DELETE", f"{owner}/scope-mappings/realm",
@@ -264,12 +178,15 @@ class RealmSync:
                                                                                           key=lambda k: (k[0], k[2] or ""))]
 
     # Clients declared in the file (DCR- and CIMD-created clients are not touched)
-    def clients(self) -> None:
+    def clients(self) -> list[str]:
+        """Apply the declared clients; the clientIds of those created (with a new service account)."""
+        created = []
         for client in self.realm.get("clients", []):
             what = f"{self.name}: client {client['clientId']}"
             found = self.admin.get(f"{self.base}/clients", clientId=client["clientId"])
             if not found:
                 self.admin.write("POST", f"{self.base}/clients", f"{what} created", without(client, "id"))
+                created.append(client["clientId"])
                 continue
             have = found[0]
             owner = f"{self.base}/clients/{have['id']}"
@@ -280,22 +197,4 @@ class RealmSync:
                 self.protocol_mappers(owner, what, client["protocolMappers"], have.get("protocolMappers", []))
             self.scope_links(owner, what, {"default-client-scopes": client.get("defaultClientScopes"),
                                            "optional-client-scopes": client.get("optionalClientScopes")})
-
-    # Users declared in the file: created when missing; existing ones keep their credentials
-    def users(self) -> None:
-        for user in self.realm.get("users", []):
-            what = f"{self.name}: user {user['username']}"
-            found = self.admin.get(f"{self.base}/users", username=user["username"], exact="true")
-            if not found:
-                self.admin.write("POST", f"{self.base}/users", f"{what} created", without(user, "id"))
-                continue
-            owner = f"{self.base}/users/{found[0]['id']}"
-            fields = without(user, "id", "credentials", "realmRoles")
-            if not matches(fields, found[0]):
-                self.admin.write("PUT", owner, f"{what} updated", fields)
-            # Realm roles are granted when missing, never taken away (an admin may have granted more).
-            have = {role["name"] for role in self.admin.get(f"{owner}/role-mappings/realm/composite")}
-            missing = sorted(set(user.get("realmRoles", [])) - have)
-            if missing:
-                self.admin.write("POST", f"{owner}/role-mappings/realm", f"{what}: realm roles {', '.join(missing)} granted",
-                                 self.roles(missing))
+        return created
