@@ -34,18 +34,19 @@ def form_action(page: httpx2.Response) -> str:
 
 
 def authorize(http: httpx2.Client, stack: Stack, username: str, password: str, *, client_id: str = "mcp-agent",
-              scope: str = "openid mcp:tools offline_access") -> Authorization:
+              scope: str = "openid mcp:tools offline_access", redirect_uri: str | None = None) -> Authorization:
     """Log in and consent; return the code from the redirect (Keycloak's 302 Location)."""
+    redirect_uri = redirect_uri or stack.callback_url
     verifier = secrets.token_urlsafe(48)
     challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
-    query = {"client_id": client_id, "redirect_uri": stack.callback_url, "response_type": "code", "scope": scope,
+    query = {"client_id": client_id, "redirect_uri": redirect_uri, "response_type": "code", "scope": scope,
              "state": secrets.token_urlsafe(16), "code_challenge": challenge, "code_challenge_method": "S256",
              "resource": stack.resource_url}
     page = http.get(f"{stack.issuer}/protocol/openid-connect/auth?{urlencode(query)}")
     response = http.post(form_action(page), data={"username": username, "password": password})
     remember(password, verifier)
     for _ in range(5):  # Keycloak's own redirects (required actions), then the consent page
-        if response.status_code == 302 and response.headers["location"].startswith(stack.callback_url):
+        if response.status_code == 302 and response.headers["location"].startswith(redirect_uri):
             break
         if response.status_code == 302:
             response = http.get(response.headers["location"])
@@ -54,16 +55,20 @@ def authorize(http: httpx2.Client, stack: Stack, username: str, password: str, *
             assert 'name="accept"' in response.text, response.text[:500]
             response = http.post(form_action(response), data={"accept": "Yes"})
     location = response.headers["location"]
-    assert location.startswith(stack.callback_url), location
+    assert location.startswith(redirect_uri), location
     code = dict(parse_qsl(urlsplit(location).query))["code"]
     remember(code)
-    return Authorization(code=code, verifier=verifier, redirect_uri=stack.callback_url, client_id=client_id)
+    return Authorization(code=code, verifier=verifier, redirect_uri=redirect_uri, client_id=client_id)
 
 
-def exchange(http: httpx2.Client, stack: Stack, grant: Authorization) -> dict:
+def exchange(http: httpx2.Client, stack: Stack, grant: Authorization, *, client_auth: dict[str, str] | None = None,
+             **kwargs) -> dict:
+    """The code for tokens; `client_auth` adds a confidential client's form fields (a client
+    assertion), `kwargs` go to the request (`auth=` for client_secret_basic)."""
     response = http.post(stack.token_endpoint(), data={
         "grant_type": "authorization_code", "code": grant.code, "redirect_uri": grant.redirect_uri,
-        "client_id": grant.client_id, "code_verifier": grant.verifier, "resource": stack.resource_url})
+        "client_id": grant.client_id, "code_verifier": grant.verifier, "resource": stack.resource_url,
+        **(client_auth or {})}, **kwargs)
     assert response.status_code == 200, response.text
     tokens = response.json()
     remember(tokens.get("access_token"), tokens.get("refresh_token"), tokens.get("id_token"))

@@ -52,13 +52,17 @@ def demo_agent_document(origin: str, callback_port: int) -> dict[str, object]:
         "token_endpoint_auth_method": "private_key_jwt",
         "token_endpoint_auth_signing_alg": "ES256",
         "jwks_uri": jwks_url(origin, "demo"),
+        # Every scope the agent may ever ask for: Keycloak makes them the client's optional scopes,
+        # and ignores any other. mcp:connect carries the MCP audience alone, so a user without an
+        # MCP role still gets an audience-bound token (and a 403, not a 401 loop). Whether a
+        # permission scope is granted is the user's roles' decision, not the document's.
         # offline_access: the agent keeps working after the browser session ends (refresh tokens).
-        "scope": "mcp:tools mcp:admin offline_access",
+        "scope": "mcp:connect mcp:tools mcp:audit mcp:admin offline_access",
     }
 
 
 # What a third-party client's document may ask for (cimd-host/clients/README.md).
-THIRD_PARTY_SCOPES = frozenset({"mcp:tools", "mcp:admin", "offline_access"})
+THIRD_PARTY_SCOPES = frozenset({"mcp:connect", "mcp:tools", "mcp:audit", "mcp:admin", "offline_access"})
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "[::1]"})
 
 
