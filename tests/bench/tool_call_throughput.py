@@ -84,7 +84,10 @@ def serve_mcp(variant: str, port: int, jwks_url: str) -> None:
     from mcp_server.config import Settings
 
     logging.disable(logging.INFO)  # the access log would dominate the measurement
-    settings = Settings(issuer=ISSUER, resource_url=f"http://127.0.0.1:{port}/mcp", jwks_url=jwks_url)
+    # No AS to introspect at, and the load is get_time (never introspected): privileged tools
+    # (server_stats) are served on local validation alone here, which a deployment must not do.
+    settings = Settings(issuer=ISSUER, resource_url=f"http://127.0.0.1:{port}/mcp", jwks_url=jwks_url,
+                        introspect_privileged=False)
     if variant == "no-auth":
         # The baseline: the same server and transport with no auth at all (not a production mode).
         server = MCPServer(name="mcp-auth-sandbox", instructions=INSTRUCTIONS)

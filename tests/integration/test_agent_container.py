@@ -14,6 +14,7 @@ import pytest
 from testcontainers.compose import DockerCompose
 
 from tests.support.browser import User, chromium, network_settled
+from tests.support.mcp import TOOL_NAMES
 from tests.support.stack import ROOT, Stack
 
 pytestmark = pytest.mark.anyio
@@ -48,7 +49,7 @@ async def test_make_agent_logs_in_with_the_browser_on_the_host(stack: Stack, com
     result = json.loads(out)
     assert result["registration"] == "cimd"
     assert result["whoami"]["client_id"] == f"{stack.cimd_origin}/agents/demo/metadata.json"
-    assert {t["name"] for t in result["tools"]} == {"get_time", "whoami", "server_stats"}
+    assert {t["name"] for t in result["tools"]} == set(TOOL_NAMES)
     # The tokens live on the host, in the checkout, readable only by their owner.
     state = list((ROOT / ".local" / "agent-state").glob("*.json"))
     assert state

@@ -20,10 +20,12 @@ from testcontainers.compose import DockerCompose
 from mcp_agent.agent import connect
 from mcp_agent.config import AgentSettings
 from mcp_agent.errors import explain
+from mcp_agent.refusal import PermissionRefused
 from mcp_agent.storage import FileTokenStorage
 from mcp_agent.trace import Tracer
 from tests.support.browser import KeycloakBrowser, User, chromium
 from tests.support.keycloak import delete_clients, kcadm
+from tests.support.mcp import TOOL_NAMES
 from tests.support.stack import ROOT, Stack
 
 pytestmark = pytest.mark.anyio
@@ -51,12 +53,22 @@ def user(stack: Stack) -> User:
     return User("alice", stack.secret("demo-user-password"))
 
 
-async def login_and_call(settings: AgentSettings, browser: KeycloakBrowser) -> dict:
+def admin_user(stack: Stack) -> User:
+    return User("ada", stack.secret("admin-user-password"))
+
+
+def norole_user(stack: Stack) -> User:
+    return User("nora", stack.secret("norole-user-password"))
+
+
+async def login_and_call(settings: AgentSettings, browser: KeycloakBrowser, tool: str | None = None) -> dict:
     async with connect(settings, redirect=browser.open) as (client, login):
         tools = {t.name for t in (await client.list_tools()).tools}
         now = await client.call_tool("get_time", {})
         who = (await client.call_tool("whoami", {})).structured_content
-    assert tools == {"get_time", "whoami", "server_stats"}
+        if tool:
+            await client.call_tool(tool, {})
+    assert tools == set(TOOL_NAMES)
     assert not now.is_error
     return {"login": login, "whoami": who}
 
@@ -68,7 +80,7 @@ async def test_cimd_login_consent_and_tool_calls(stack: Stack, compose: DockerCo
     trace = io.StringIO()
     async with chromium(stack.ca_file, user(stack)) as browser:
         async with connect(settings, redirect=browser.open, tracer=Tracer(trace)) as (client, login):
-            assert {t.name for t in (await client.list_tools()).tools} == {"get_time", "whoami", "server_stats"}
+            assert {t.name for t in (await client.list_tools()).tools} == set(TOOL_NAMES)
             assert not (await client.call_tool("get_time", {})).is_error
             result = {"login": login, "whoami": (await client.call_tool("whoami", {})).structured_content}
     assert browser.logins == 1
@@ -225,12 +237,13 @@ async def test_refresh_after_restarting_the_agent_process_needs_no_new_login(sta
 @pytest.mark.parametrize("identity", [
     "cimd", pytest.param("preregistered", marks=pytest.mark.blackbox)])
 async def test_step_up_reauthorizes_with_the_union_of_scopes(stack: Stack, tmp_path: Path, identity: str):
-    """C30/C31: 403 insufficient_scope -> re-authorize with mcp:tools + mcp:admin -> retry succeeds."""
+    """C30/C31: 403 insufficient_scope -> re-authorize with mcp:tools + mcp:admin -> retry succeeds.
+    ada holds mcp-admin: the step-up is granted (alice's is not: the next test)."""
     if identity == "cimd":
         settings = settings_for(stack, tmp_path)
     else:
         settings = settings_for(stack, tmp_path, registration="preregistered", preregistered_client_id="mcp-agent")
-    async with chromium(stack.ca_file, user(stack)) as browser:
+    async with chromium(stack.ca_file, admin_user(stack)) as browser:
         async with connect(settings, redirect=browser.open) as (client, _):
             first = (await client.call_tool("whoami", {})).structured_content
             assert "mcp:admin" not in first["granted_scopes"]
@@ -240,7 +253,38 @@ async def test_step_up_reauthorizes_with_the_union_of_scopes(stack: Stack, tmp_p
     assert "tool_calls" in stats.structured_content
     assert {"mcp:tools", "mcp:admin"} <= set(after["granted_scopes"])
     # Two authorizations: the step-up went back to Keycloak, and the user consented to mcp:admin.
-    assert browser.consents == 2
+    assert len(browser.authorization_urls) == 2
+
+
+async def test_a_permission_the_role_does_not_give_is_refused_once_then_the_agent_stops(stack: Stack, tmp_path: Path):
+    """alice (mcp-user) asks for server_stats: 403 -> one step-up -> Keycloak leaves mcp:admin out
+    (no mcp-admin role, whatever she consents to) -> 403 again -> the agent stops with one
+    sentence naming the permission (MCP 2026-07-28: no retry loop, `auth/scope-retry-limit`)."""
+    settings = settings_for(stack, tmp_path)
+    async with chromium(stack.ca_file, user(stack)) as browser:
+        with pytest.raises(PermissionRefused) as refused:
+            await login_and_call(settings, browser, "server_stats")
+    assert refused.value.missing == ["mcp:admin"]
+    assert explain(refused.value).startswith("permission refused: this call needs mcp:admin")
+    assert stack.issuer in explain(refused.value)
+    # The first login, and exactly one step-up: no loop.
+    assert len(browser.authorization_urls) == 2
+    assert "mcp:admin" in dict(parse_qsl(urlsplit(browser.authorization_urls[1]).query))["scope"].split()
+
+
+@pytest.mark.matrix("Demo agent (this repository, `mcp` Python SDK 2.x)", "refused")
+async def test_a_user_without_an_mcp_role_is_told_which_permission_is_missing(stack: Stack, tmp_path: Path):
+    """nora may sign in to the realm but holds no MCP role: her token has this server's audience
+    (mcp:connect needs no role), so the server answers 403 insufficient_scope, not 401 — and the
+    agent stops after one step-up with the missing permission named."""
+    settings = settings_for(stack, tmp_path)
+    async with chromium(stack.ca_file, norole_user(stack)) as browser:
+        with pytest.raises(PermissionRefused) as refused:
+            async with connect(settings, redirect=browser.open) as (client, _):
+                await client.list_tools()
+    assert refused.value.missing == ["mcp:tools"]
+    assert set(refused.value.needed) == {"mcp:connect", "mcp:tools"}
+    assert len(browser.authorization_urls) == 2
 
 
 # --- refusals: each one clear, and no token issued ---------------------------------------------
@@ -324,7 +368,6 @@ async def test_authorization_response_with_a_wrong_iss_is_refused(stack: Stack, 
         with pytest.raises(BaseException) as caught:  # noqa: PT011  (an anyio ExceptionGroup; the message is checked below)
             async with connect(settings, redirect=browser.open):
                 pass
-    from mcp_agent.errors import explain
 
     message = explain(caught.value)
     assert "Authorization response iss mismatch" in message, message  # the SDK's RFC 9207 check
@@ -341,7 +384,6 @@ async def test_authorization_response_with_a_wrong_state_is_refused(stack: Stack
         with pytest.raises(BaseException) as caught:  # noqa: PT011  (an anyio ExceptionGroup; the message is checked below)
             async with connect(settings, redirect=browser.open):
                 pass
-    from mcp_agent.errors import explain
 
     assert "state" in explain(caught.value).lower()
     assert await FileTokenStorage(tmp_path, settings.server_url).get_tokens() is None
@@ -383,7 +425,6 @@ async def test_consent_denied_is_a_clear_error_and_no_token(stack: Stack, tmp_pa
         with pytest.raises(BaseException) as caught:  # noqa: PT011  (an anyio ExceptionGroup; the message is checked below)
             async with connect(settings, redirect=deny):
                 pass
-    from mcp_agent.errors import explain
 
     assert explain(caught.value).startswith("consent denied")
     assert await FileTokenStorage(tmp_path, settings.server_url).get_tokens() is None

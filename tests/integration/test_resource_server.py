@@ -9,9 +9,9 @@ from mcp.client import Client
 from mcp.client.streamable_http import streamable_http_client
 from testcontainers.compose import DockerCompose
 
-from tests.support.mcp import rpc
+from tests.support.mcp import TOOL_NAMES, rpc
 from tests.support.stack import Stack
-from tests.support.tokens import token
+from tests.support.tokens import ADMIN_CLIENT_ID, token
 
 pytestmark = pytest.mark.blackbox
 
@@ -28,7 +28,7 @@ async def test_sdk_client_calls_get_time_and_whoami_with_a_keycloak_token(stack:
     async with stack.async_client(headers={"authorization": f"Bearer {access_token}"}) as http:
         async with Client(streamable_http_client(stack.resource_url, http_client=http), mode=mode) as client:
             tools = await client.list_tools()
-            assert {t.name for t in tools.tools} == {"get_time", "whoami", "server_stats"}
+            assert {t.name for t in tools.tools} == set(TOOL_NAMES)
             now = await client.call_tool("get_time", {"timezone": "UTC"})
             assert not now.is_error
             who = await client.call_tool("whoami", {})
@@ -44,13 +44,15 @@ def test_privileged_tool_without_its_scope_gets_the_403_step_up_challenge(stack:
     assert response.status_code == 403
     challenge = response.headers["www-authenticate"]
     assert challenge.startswith('Bearer error="insufficient_scope"')
-    assert 'scope="mcp:tools mcp:admin"' in challenge
+    # RS16: every scope the call needs, the audience scope (mcp:connect) first.
+    assert 'scope="mcp:connect mcp:tools mcp:admin"' in challenge
     assert f'resource_metadata="{prm_url(stack)}"' in challenge
 
 
 def test_privileged_tool_with_its_scope_succeeds(stack: Stack):
-    response = rpc(stack, f"Bearer {token(stack, scope='mcp:tools mcp:admin')}", method="tools/call",
-               params={"name": "server_stats", "arguments": {}})
+    """The admin machine client: its service account holds mcp-admin (docs/authorization.md)."""
+    response = rpc(stack, f"Bearer {token(stack, scope='mcp:tools mcp:admin', client_id=ADMIN_CLIENT_ID)}",
+                   method="tools/call", params={"name": "server_stats", "arguments": {}})
     assert response.status_code == 200
     assert "tool_calls" in response.json()["result"]["structuredContent"]
 
@@ -59,7 +61,7 @@ def test_unauthenticated_request_gets_401_pointing_at_the_metadata(stack: Stack)
     """RS3, RS4."""
     response = rpc(stack, None)
     assert response.status_code == 401
-    assert response.headers["www-authenticate"] == f'Bearer scope="mcp:tools", resource_metadata="{prm_url(stack)}"'
+    assert response.headers["www-authenticate"] == f'Bearer scope="mcp:connect mcp:tools", resource_metadata="{prm_url(stack)}"'
 
 
 def test_protected_resource_metadata_as_specified(stack: Stack):
@@ -69,7 +71,7 @@ def test_protected_resource_metadata_as_specified(stack: Stack):
             metadata = client.get(url).json()
             assert metadata["resource"] == stack.resource_url
             assert metadata["authorization_servers"] == [stack.issuer]
-            assert metadata["scopes_supported"] == ["mcp:tools", "mcp:admin"]
+            assert metadata["scopes_supported"] == ["mcp:connect", "mcp:tools", "mcp:admin", "mcp:audit"]
             assert metadata["resource_name"]
 
 

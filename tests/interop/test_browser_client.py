@@ -21,6 +21,7 @@ from testcontainers.compose import DockerCompose
 
 from tests.support.browser import User, chromium
 from tests.support.dcr import registered
+from tests.support.mcp import TOOL_NAMES
 from tests.support.net import free_port
 from tests.support.stack import Stack
 
@@ -83,7 +84,7 @@ async def test_a_page_on_a_loopback_origin_signs_in_and_calls_a_tool_with_fetch(
     assert discovered["resource"] == stack.resource_url
     assert discovered["issuer"] == stack.issuer
     assert called == {"step": "called", "tokenStatus": 200, "gotToken": True,
-                      "tools": ["get_time", "whoami", "server_stats"], "callIsError": False}
+                      "tools": TOOL_NAMES, "callIsError": False}
 
 
 async def test_a_page_on_an_origin_not_on_the_allow_list_cannot_read_anything(stack: Stack):

@@ -16,6 +16,7 @@ from testcontainers.compose import DockerCompose
 
 from tests.support.browser import User, chromium
 from tests.support.keycloak import delete_clients
+from tests.support.mcp import TOOL_NAMES
 from tests.support.net import free_port
 from tests.support.stack import ROOT, Stack
 
@@ -64,7 +65,7 @@ async def test_mcp_remote_signs_in_and_bridges_tools_over_stdio(stack: Stack, co
                     answers[message["id"]] = message
         finally:
             bridge.kill()
-    assert [t["name"] for t in answers[2]["result"]["tools"]] == ["get_time", "whoami", "server_stats"]
+    assert [t["name"] for t in answers[2]["result"]["tools"]] == TOOL_NAMES
     whoami = answers[3]["result"].get("structuredContent") or json.loads(answers[3]["result"]["content"][0]["text"])
     assert delete_clients(compose, stack, whoami["client_id"]) == 1  # its DCR registration, gone again
     assert whoami["audience"] == [stack.resource_url]

@@ -13,6 +13,7 @@ from testcontainers.compose import DockerCompose
 
 from tests.support.interop import sign_in_and_run
 from tests.support.keycloak import delete_clients
+from tests.support.mcp import TOOL_NAMES
 from tests.support.net import free_port
 from tests.support.stack import ROOT, STATE, Stack
 
@@ -34,6 +35,6 @@ async def test_python_client_registers_logs_in_and_calls_a_tool(client: str, sta
     registered = result["whoami"]["client_id"]
     assert delete_clients(compose, stack, registered) == 1  # its DCR registration, gone again
     assert registered not in ("mcp-agent", f"{stack.cimd_origin}/agents/demo/metadata.json")
-    assert result["tools"] == ["get_time", "whoami", "server_stats"]
+    assert result["tools"] == TOOL_NAMES
     assert result["whoami"]["audience"] == [stack.resource_url]
     assert "mcp:tools" in result["whoami"]["granted_scopes"]

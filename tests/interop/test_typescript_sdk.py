@@ -16,6 +16,7 @@ import pytest
 from mcp_agent.assertion import KeyFile, key_path
 from tests.support.interop import sign_in_and_run
 from tests.support.keys import restored_afterwards
+from tests.support.mcp import TOOL_NAMES
 from tests.support.stack import ROOT, Stack
 
 NODE_DIR = ROOT / "tests" / "interop" / "node"
@@ -41,7 +42,7 @@ def machine_flow(stack: Stack) -> dict:
 @pytest.mark.matrix("TypeScript SDK", "client credentials")
 def test_typescript_sdk_machine_flow_with_no_scope_and_no_kid(stack: Stack):
     out = machine_flow(stack)
-    assert out["tools"] == ["get_time", "whoami", "server_stats"]
+    assert out["tools"] == TOOL_NAMES
     assert out["callIsError"] is False
     assert "mcp:tools" in out["scope"].split()
 
@@ -73,7 +74,7 @@ async def test_typescript_sdk_authorization_code_with_cimd_and_private_key_jwt(s
          stack.resource_url, client_id, str(key_path(stack.key_dir("demo"), kid)), str(stack.callback_port)],
         cwd=NODE_DIR, env={**os.environ, "NODE_EXTRA_CA_CERTS": str(stack.ca_file)})
     assert query["client_id"] == client_id  # CIMD, not DCR
-    assert result["tools"] == ["get_time", "whoami", "server_stats"]
+    assert result["tools"] == TOOL_NAMES
     assert result["clientId"] == client_id
     assert result["whoami"]["client_id"] == client_id
     assert result["whoami"]["audience"] == [stack.resource_url]

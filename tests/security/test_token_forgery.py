@@ -179,7 +179,7 @@ def test_privileged_tool_with_the_base_scope_only_gets_a_step_up_challenge(stack
     response = rpc(stack, f"Bearer {real}", method="tools/call", params={"name": "server_stats", "arguments": {}})
     assert response.status_code == 403
     assert response.headers["www-authenticate"].startswith('Bearer error="insufficient_scope"')
-    assert 'scope="mcp:tools mcp:admin"' in response.headers["www-authenticate"]
+    assert 'scope="mcp:connect mcp:tools mcp:admin"' in response.headers["www-authenticate"]
 
 
 def test_a_foreign_origin_is_refused_with_a_valid_token(stack: Stack, real: str):

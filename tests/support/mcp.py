@@ -15,3 +15,7 @@ def rpc(stack: Stack, authorization: str | None, *, url: str | None = None, meth
     with stack.client() as http:
         return http.post(url or stack.resource_url, headers=hdrs,
                          json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params or {}})
+
+
+# The sandbox MCP server's tools, in the order it lists them (services/mcp-server: tools.py).
+TOOL_NAMES = ["get_time", "whoami", "server_stats", "recent_calls"]

@@ -10,11 +10,14 @@ from tests.support.secrets import remember
 from tests.support.stack import Stack
 
 CLIENT_ID = "mcp-machine-agent"
+# The only machine client whose service account holds mcp-admin; it has a key of its own.
+ADMIN_CLIENT_ID = "mcp-machine-admin"
+KEYS = {ADMIN_CLIENT_ID: "machine-admin"}
 
 
 def request_token(stack: Stack, *, realm: str = "mcp", key_id: str | None = None, pem: bytes | None = None,
                   scope: str | None = "mcp:tools", client_id: str = CLIENT_ID) -> httpx2.Response:
-    current_kid, current_pem = KeyFile(stack.key_dir("machine")).current()
+    current_kid, current_pem = KeyFile(stack.key_dir(KEYS.get(client_id, "machine"))).current()
     assertion = client_assertion(
         client_id=client_id,
         audience=stack.token_endpoint(realm),

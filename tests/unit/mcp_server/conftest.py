@@ -4,19 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
-import httpx2
 import pytest
 
-from mcp_server.app import create_app
-from tests.support.authorization_server import (
-    FakeAuthorizationServer,
-    RunningServer,
-    make_settings,
-    make_verifier,
-    mint,
-    serve,
-)
-from tests.support.net import free_port
+from tests.support.authorization_server import FakeAuthorizationServer, RunningServer, mint, running_server
 
 
 @pytest.fixture(scope="module")
@@ -25,14 +15,10 @@ def fake_as() -> FakeAuthorizationServer:
 
 
 @pytest.fixture(scope="module")
-def running(fake_as: FakeAuthorizationServer) -> Iterator[RunningServer]:
-    port = free_port()
-    settings = make_settings(f"http://127.0.0.1:{port}/mcp")
-    verifier, _ = make_verifier(fake_as, settings)
-    app = create_app(settings, verifier=verifier)
-    with httpx2.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
-        for _ in serve(app, port):
-            yield RunningServer(f"http://127.0.0.1:{port}", settings.resource_url, fake_as, client)
+def running(fake_as: FakeAuthorizationServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    """The server as deployed: privileged tools introspected, with the default cache window."""
+    with running_server(fake_as, tmp_path_factory.mktemp("mcp-server-key")) as server:
+        yield server
 
 
 @pytest.fixture

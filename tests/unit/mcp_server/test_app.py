@@ -33,14 +33,14 @@ def test_every_bad_token_gets_401_with_a_challenge(running: RunningServer, case:
     challenge = response.headers["www-authenticate"]
     assert challenge.startswith('Bearer error="invalid_token"')
     assert f'resource_metadata="{_prm_url(running)}"' in challenge
-    assert 'scope="mcp:tools"' in challenge
+    assert 'scope="mcp:connect mcp:tools"' in challenge
 
 
 def test_no_token_gets_401_without_error_code(running: RunningServer):
     response = running.call(None, params=_params("get_time"))
     assert response.status_code == 401
     assert response.headers["www-authenticate"] == (
-        f'Bearer scope="mcp:tools", resource_metadata="{_prm_url(running)}"'
+        f'Bearer scope="mcp:connect mcp:tools", resource_metadata="{_prm_url(running)}"'
     )
 
 
@@ -56,12 +56,13 @@ def test_valid_token_calls_get_time_and_whoami(running: RunningServer):
 
 
 def test_privileged_tool_without_its_scope_is_a_403_step_up_challenge(running: RunningServer):
-    """RS15-RS17: 403 insufficient_scope, every needed scope in one challenge, plus metadata."""
-    response = running.call(running.token(scope="mcp:tools"), params=_params("server_stats"))
+    """RS15-RS17: 403 insufficient_scope, every needed scope in one challenge, plus metadata (and
+    the audience scope, so the stepped-up token still names this server)."""
+    response = running.call(running.token(scope="mcp:connect mcp:tools"), params=_params("server_stats"))
     assert response.status_code == 403
     assert response.headers["www-authenticate"] == (
         'Bearer error="insufficient_scope", error_description="This call needs scope mcp:tools mcp:admin", '
-        f'scope="mcp:tools mcp:admin", resource_metadata="{_prm_url(running)}"'
+        f'scope="mcp:connect mcp:tools mcp:admin", resource_metadata="{_prm_url(running)}"'
     )
 
 
@@ -74,13 +75,13 @@ def test_privileged_tool_with_its_scope_succeeds(running: RunningServer):
 def test_token_without_base_scope_is_403(running: RunningServer):
     response = running.call(running.token(scope="profile"), method="tools/list")
     assert response.status_code == 403
-    assert 'scope="mcp:tools"' in response.headers["www-authenticate"]
+    assert 'scope="mcp:connect mcp:tools"' in response.headers["www-authenticate"]
 
 
 def test_tools_list_names_every_tool(running: RunningServer):
     response = running.call(running.token(), method="tools/list")
     names = {t["name"] for t in response.json()["result"]["tools"]}
-    assert names == {"get_time", "whoami", "server_stats"}
+    assert names == {"get_time", "whoami", "server_stats", "recent_calls"}
 
 
 def test_protected_resource_metadata_at_both_well_known_urls(running: RunningServer):
@@ -89,7 +90,7 @@ def test_protected_resource_metadata_at_both_well_known_urls(running: RunningSer
         metadata = running.client.get(path).json()
         assert metadata["resource"] == running.resource_url
         assert metadata["authorization_servers"] == ["https://auth.test/realms/mcp"]
-        assert metadata["scopes_supported"] == ["mcp:tools", "mcp:admin"]
+        assert metadata["scopes_supported"] == ["mcp:connect", "mcp:tools", "mcp:admin", "mcp:audit"]
         assert metadata["resource_name"] == "MCP auth sandbox"
 
 
@@ -218,7 +219,7 @@ def test_batched_messages_are_all_checked(running: RunningServer):
     ]).encode()
     response = _raw_call(running, token, body)
     assert response.status_code == 403
-    assert 'scope="mcp:tools mcp:admin"' in response.headers["www-authenticate"]
+    assert 'scope="mcp:connect mcp:tools mcp:admin"' in response.headers["www-authenticate"]
 
 
 def test_a_tool_with_no_scope_declaration_is_refused(running: RunningServer):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import signal
 import threading
 import time
+from pathlib import Path
 
 import httpx2
 import pytest
@@ -26,14 +27,14 @@ def _process_keeps_serving_streams():
     AppStatus.should_exit = False
 
 
-def test_sigterm_fails_the_health_check_first_keeps_serving_then_stops():
+def test_sigterm_fails_the_health_check_first_keeps_serving_then_stops(tmp_path: Path):
     port = free_port()
-    settings = make_settings(f"http://127.0.0.1:{port}/mcp")
     fake = FakeAuthorizationServer()
+    settings = make_settings(f"http://127.0.0.1:{port}/mcp", client_key_dir=fake.write_client_key(tmp_path))
     verifier, _ = make_verifier(fake, settings)
     drain = Drain(seconds=1.5)
-    server = DrainingServer(uvicorn.Config(create_app(settings, verifier=verifier, drain=drain), host="127.0.0.1",
-                                           port=port, log_config=None), drain)
+    app = create_app(settings, http=fake.http(), verifier=verifier, drain=drain)
+    server = DrainingServer(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None), drain)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     while not server.started:

@@ -29,6 +29,7 @@ from .callback import CallbackListener
 from .config import AgentSettings
 from .localhost import async_transport
 from .provider import AgentOAuthProvider
+from .refusal import ScopeRefusals
 from .storage import FileTokenStorage
 from .trace import Tracer
 
@@ -41,12 +42,16 @@ def ssl_context(settings: AgentSettings) -> ssl.SSLContext:
     return ssl.create_default_context()
 
 
-def http_client(settings: AgentSettings, tracer: Tracer | None = None, **kwargs: Any) -> httpx2.AsyncClient:
+def http_client(settings: AgentSettings, tracer: Tracer | None = None, *, refusals: ScopeRefusals | None = None,
+                **kwargs: Any) -> httpx2.AsyncClient:
+    hooks: dict[str, list[Callable[..., Any]]] = tracer.hooks() if tracer else {"request": [], "response": []}
+    if refusals is not None:
+        hooks = {**hooks, "response": [*hooks.get("response", []), refusals.on_response]}
     return httpx2.AsyncClient(
         transport=async_transport(ssl_context(settings)),
         # Streams outlive httpx2's 5 s default.
         timeout=httpx2.Timeout(30.0, read=300.0),
-        event_hooks=tracer.hooks() if tracer else None,
+        event_hooks=hooks,
         **kwargs,
     )
 
@@ -196,10 +201,22 @@ async def connect(
             await _seed_preregistered(storage, settings)
         auth = _interactive_provider(settings, storage, chosen, redirect)
     login = Login(registration=chosen)
-    async with http_client(settings, tracer, auth=auth) as http:
-        async with Client(streamable_http_client(settings.server_url, http_client=http), mode=mode) as client:
-            info = auth.context.client_info
-            login.client_id = info.client_id if info else None
-            if not machine:
-                login.registration = registration.observed(settings, login.client_id)
-            yield client, login
+    context = auth.context
+    refusals = ScopeRefusals(
+        granted=lambda: context.current_tokens.scope if context.current_tokens else None,
+        issuer=lambda: str(context.oauth_metadata.issuer) if context.oauth_metadata else None,
+    )
+    async with http_client(settings, tracer, refusals=refusals, auth=auth) as http:
+        try:
+            async with Client(streamable_http_client(settings.server_url, http_client=http), mode=mode) as client:
+                info = auth.context.client_info
+                login.client_id = info.client_id if info else None
+                if not machine:
+                    login.registration = registration.observed(settings, login.client_id)
+                yield client, login
+        except Exception as exc:
+            # A second 403 after the SDK's one step-up: say which permission is missing (refusal.py).
+            refused = refusals.refused()
+            if refused is None:
+                raise
+            raise refused from exc

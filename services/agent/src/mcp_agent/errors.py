@@ -8,6 +8,7 @@ import httpx2
 from mcp.client.auth import OAuthFlowError, OAuthTokenError
 
 from .callback import AuthorizationDenied
+from .refusal import PermissionRefused
 from .trace import redact_tokens
 
 
@@ -32,7 +33,7 @@ def explain(exc: BaseException) -> str:
             if isinstance(e, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in text:
                 return ("TLS certificate not trusted: point AGENT_CA_BUNDLE (or --ca-bundle) at the sandbox CA, "
                         ".local/ca/ca.pem")
-            if isinstance(e, AuthorizationDenied):
+            if isinstance(e, AuthorizationDenied | PermissionRefused):
                 return text
             if isinstance(e, TimeoutError):
                 return "no login completed in time: open the printed URL in a browser and sign in"

@@ -9,7 +9,7 @@ from pydantic import ValidationError
 
 from . import logs
 from .app import create_app
-from .config import Settings
+from .config import ConfigurationError, Settings
 from .shutdown import Drain, DrainingServer
 
 
@@ -21,8 +21,13 @@ def main() -> int:
         return 2
     logs.configure(settings.log_level)
     drain = Drain(seconds=settings.shutdown_drain_seconds)
+    try:
+        app = create_app(settings, drain=drain)
+    except ConfigurationError as exc:
+        print(f"mcp-server: invalid configuration: {exc}", file=sys.stderr)
+        return 2
     config = uvicorn.Config(
-        create_app(settings, drain=drain),
+        app,
         host=settings.host,
         port=settings.port,
         # X-Forwarded-* only from the TLS front (RS20: forwarded headers trusted only from the proxy).

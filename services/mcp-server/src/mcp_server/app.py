@@ -2,11 +2,13 @@
 
 Request path, outermost first:
     AccessLog -> CORS (preflights answered before auth) -> SDK AuthenticationMiddleware (AccessTokenVerifier) -> SDK AuthContext
-    -> ScopeGate (401/403 challenges, per-tool scopes) -> SDK RequireAuth -> MCP transport
+    -> ScopeGate (401/403 challenges, per-tool scopes, introspection before privileged tools)
+    -> SDK RequireAuth -> MCP transport
 """
 
 from __future__ import annotations
 
+import logging
 import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -25,17 +27,24 @@ from starlette.routing import Route
 from . import prm, tools
 from .access_log import AccessLog
 from .authorization import ScopeGate
-from .config import Settings
+from .client_auth import ClientKeyError, PrivateKeyJWT
+from .config import ConfigurationError, Settings
+from .discovery import AuthorizationServerMetadata
+from .introspection import Introspection
 from .jwks import JWKSCache
+from .scopes import ScopePolicy
 from .shutdown import Drain
 from .verifier import AccessTokenVerifier
+
+log = logging.getLogger(__name__)
 
 # What a browser client sends (Authorization, the MCP headers of both protocol generations)
 # and what it must be able to read from our answers (the challenge, the protocol version).
 CORS_REQUEST_HEADERS = ["authorization", "content-type", "accept", "mcp-protocol-version", "mcp-session-id",
                         "last-event-id", "mcp-method", "mcp-name"]
 CORS_EXPOSED_HEADERS = ["www-authenticate", "mcp-protocol-version", "mcp-session-id"]
-INSTRUCTIONS = "Demo MCP server of the OAuth sandbox. get_time and whoami need mcp:tools; server_stats needs mcp:admin."
+INSTRUCTIONS = ("Demo MCP server of the OAuth sandbox. get_time and whoami need mcp:tools; recent_calls needs "
+                "mcp:audit; server_stats needs mcp:admin and a session the authorization server still holds active.")
 
 
 def http_client(settings: Settings) -> httpx2.AsyncClient:
@@ -63,9 +72,52 @@ def transport_app(server: MCPServer, settings: Settings) -> Starlette:
     )
 
 
-def create_app(settings: Settings, *, verifier: AccessTokenVerifier | None = None, drain: Drain | None = None) -> Starlette:
-    """Build the server: the SDK's MCPServer with its bearer auth, and this project's glue."""
-    http = http_client(settings)
+def introspection_for(
+    settings: Settings, policy: ScopePolicy, http: httpx2.AsyncClient, metadata: AuthorizationServerMetadata
+) -> Introspection | None:
+    """The introspection privileged tools need, or None if no tool is privileged or it is off.
+    ConfigurationError if it is needed and this server cannot authenticate to the AS."""
+    if not policy.privileged_tools:
+        return None
+    tools_named = ", ".join(policy.privileged_tools)
+    if not settings.introspect_privileged:
+        log.warning("MCP_INTROSPECT_PRIVILEGED=false: privileged tools (%s) trust the token alone; a revoked session "
+                    "reaches them until its token expires", tools_named)
+        return None
+    if settings.client_key_dir is None:
+        raise ConfigurationError(
+            f"privileged tools ({tools_named}) check revocation by token introspection: set MCP_CLIENT_KEY_DIR to this "
+            "server's client key directory (<kid>.pem files and `current`), or MCP_INTROSPECT_PRIVILEGED=false to let "
+            "revoked sessions reach them until their tokens expire")
+    client = PrivateKeyJWT(client_id=settings.own_client_id, key_dir=settings.client_key_dir, audience=settings.issuer)
+    try:
+        client.form_fields()  # a key that cannot sign stops the start, not the first privileged call
+    except ClientKeyError as exc:
+        raise ConfigurationError(f"MCP_CLIENT_KEY_DIR: {exc}") from None
+    return Introspection(
+        http,
+        client=client,
+        metadata=metadata,
+        endpoint=settings.introspection_url,
+        cache_seconds=settings.introspection_cache_seconds,
+        timeout=settings.introspection_timeout_seconds,
+    )
+
+
+def create_app(
+    settings: Settings,
+    *,
+    http: httpx2.AsyncClient | None = None,
+    verifier: AccessTokenVerifier | None = None,
+    drain: Drain | None = None,
+) -> Starlette:
+    """Build the server: the SDK's MCPServer with its bearer auth, and this project's glue.
+
+    `http` is the one client for every call to the AS (default: `http_client(settings)`, closed
+    with the app); ConfigurationError if the settings and the declared tools do not fit."""
+    own_http = http is None
+    http = http or http_client(settings)
+    metadata = AuthorizationServerMetadata(http, settings.issuer)
     if verifier is None:
         keys = JWKSCache(
             http,
@@ -75,6 +127,7 @@ def create_app(settings: Settings, *, verifier: AccessTokenVerifier | None = Non
             min_refresh=settings.jwks_min_refresh_seconds,
             max_age=settings.jwks_max_age_seconds,
             unknown_kid_wait=settings.jwks_unknown_kid_wait_seconds,
+            metadata=metadata,
         )
         verifier = AccessTokenVerifier(settings, keys)
     keys = verifier.keys
@@ -96,7 +149,11 @@ def create_app(settings: Settings, *, verifier: AccessTokenVerifier | None = Non
         ),
     )
     tool_table = tools.register(server)
-    policy = settings.scope_policy.with_tools(tool_table.roles)
+    try:
+        policy = settings.scope_policy.with_tools(tool_table.declarations)
+    except ValueError as exc:
+        raise ConfigurationError(str(exc)) from None
+    checks = introspection_for(settings, policy, http, metadata)
 
     async def healthz(_: Request) -> JSONResponse:
         # Unauthenticated, for compose and load-balancer health checks. Says nothing secret.
@@ -106,7 +163,7 @@ def create_app(settings: Settings, *, verifier: AccessTokenVerifier | None = Non
         return JSONResponse({"status": "ok", "signing_keys": len(keys.kids)})
 
     app = transport_app(server, settings)
-    app.router.routes[0:0] = [*prm.routes(settings), Route("/healthz", healthz, methods=["GET"])]
+    app.router.routes[0:0] = [*prm.routes(settings, policy), Route("/healthz", healthz, methods=["GET"])]
     app.user_middleware.append(
         Middleware(
             ScopeGate,
@@ -114,6 +171,7 @@ def create_app(settings: Settings, *, verifier: AccessTokenVerifier | None = Non
             resource_metadata_url=prm.metadata_url(settings),
             policy=policy,
             max_body_bytes=settings.max_body_bytes,
+            introspection=checks,
         )
     )
     # CORS for clients that run in a browser page: the preflight is answered here, before the
@@ -143,7 +201,8 @@ def create_app(settings: Settings, *, verifier: AccessTokenVerifier | None = Non
             await keys.warm()
             async with inner_lifespan(a):
                 yield
-        await http.aclose()
+        if own_http:
+            await http.aclose()
 
     app.router.lifespan_context = lifespan
     return app

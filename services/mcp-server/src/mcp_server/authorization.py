@@ -5,9 +5,13 @@ transport. It answers with proper RFC 6750 challenges the SDK does not produce:
 
 - 401 with `scope` and `resource_metadata` (RS3, RS4, RS10); no error code without credentials.
 - 403 `insufficient_scope` with every scope the call needs, in one challenge (RS15-RS17),
-  per tool: a `tools/call` for a privileged tool is refused at the HTTP layer, so clients see a
-  real step-up challenge rather than a tool error.
+  per tool: a `tools/call` of a tool needing more scopes is refused at the HTTP layer, so clients
+  see a real step-up challenge rather than a tool error. Every challenge's `scope` also names the
+  audience scope, so the token a client gets next still names this server (scopes.py).
 - 403 for a tool with no scope declaration (deny by default; scopes.ToolTable).
+- For a privileged tool, after the scope check: the token must still be active at the
+  authorization server (RFC 7662 introspection, introspection.py). Revoked -> 401 invalid_token;
+  no answer -> 503, fail closed. Other requests never wait on the network here.
 - 400 JSON-RPC parse error for a body it cannot parse (malformed, or nested too deeply to parse);
   413 for a body larger than MCP_MAX_BODY_BYTES. A body the gate did not read never reaches a tool.
 
@@ -28,10 +32,19 @@ from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import challenge, request
+from .introspection import Inactive, Introspection, Unavailable
 from .scopes import ScopePolicy, UndeclaredTool
 
 # JSON-RPC 2.0 §5.1: the response to a request that could not be parsed.
 PARSE_ERROR = json.dumps({"jsonrpc": "2.0", "id": None, "error": {"code": -32700, "message": "Parse error"}}).encode()
+
+
+def _unavailable_body(tools: list[str]) -> bytes:
+    return json.dumps({
+        "error": "temporarily_unavailable",
+        "error_description": f"{', '.join(tools)} could not be authorized: the authorization server did not answer "
+                             "the token introspection. Try again later.",
+    }).encode()
 
 
 def _tool_names(payload: Any) -> Iterable[str]:
@@ -52,9 +65,12 @@ class ScopeGate:
         resource_metadata_url: str,
         policy: ScopePolicy,
         max_body_bytes: int,
+        introspection: Introspection | None,
     ) -> None:
         self.app = app
         self.policy = policy
+        # None: privileged tools trust the token alone (MCP_INTROSPECT_PRIVILEGED=false).
+        self.introspection = introspection
         self.mcp_path = mcp_path
         self.resource_metadata_url = resource_metadata_url
         self.max_body_bytes = max_body_bytes
@@ -71,7 +87,7 @@ class ScopeGate:
             await self._challenge(
                 send,
                 401,
-                scope=self.policy.ordered(self.policy.base),
+                scope=self.policy.challenge(self.policy.base),
                 # RFC 6750 §3.1: a request without credentials gets no error information.
                 error="invalid_token" if presented else None,
                 description=f"Token rejected: {reason}" if presented else None,
@@ -79,6 +95,7 @@ class ScopeGate:
             return
 
         needed = set(self.policy.base)
+        privileged: list[str] = []
         if scope["method"] == "POST":
             body, receive = await _buffer(receive, self.max_body_bytes)
             if body is None:
@@ -92,6 +109,8 @@ class ScopeGate:
             try:
                 for name in _tool_names(payload):
                     needed |= self.policy.for_tool(name)
+                    if self.policy.is_privileged(name):
+                        privileged.append(name)
             except UndeclaredTool as exc:
                 detail = json.dumps({"error": "access_denied", "error_description": f"no scope policy for tool {exc}"})
                 await self._send(send, 403, detail.encode())
@@ -103,11 +122,26 @@ class ScopeGate:
                 send,
                 403,
                 # RS16: all scopes the operation needs, not only the missing ones.
-                scope=self.policy.ordered(needed),
+                scope=self.policy.challenge(needed),
                 error="insufficient_scope",
                 description="This call needs scope " + self.policy.ordered(needed),
             )
             return
+        # RFC 7662: a privileged tool runs only while the AS still holds the token active (a local
+        # signature check cannot see a sign-out or a revocation). After the scope check, so a
+        # token that could never call the tool costs the AS nothing.
+        if privileged and self.introspection is not None:
+            try:
+                await self.introspection.check(user.access_token)
+            except Inactive as exc:
+                request.record_rejection(str(exc))
+                await self._challenge(send, 401, scope=self.policy.challenge(self.policy.base), error="invalid_token",
+                                      description=f"Token rejected: {exc}")
+                return
+            except Unavailable as exc:
+                request.record_rejection(f"introspection failed: {exc}")
+                await self._send(send, 503, _unavailable_body(sorted(set(privileged))))
+                return
         await self._until_expiry(user.access_token.expires_at, scope, receive, send)
 
     async def _until_expiry(self, expires_at: int | None, scope: Scope, receive: Receive, send: Send) -> None:
@@ -131,7 +165,7 @@ class ScopeGate:
             # End the stream cleanly; the client reconnects with a fresh token.
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         else:
-            await self._challenge(send, 401, scope=self.policy.ordered(self.policy.base), error="invalid_token",
+            await self._challenge(send, 401, scope=self.policy.challenge(self.policy.base), error="invalid_token",
                                   description="Token rejected: expired")
 
     async def _challenge(self, send: Send, status: int, **kwargs: Any) -> None:

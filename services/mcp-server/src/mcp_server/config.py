@@ -7,12 +7,17 @@ from functools import cached_property
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from .scopes import ScopePolicy
+from . import tools
+from .scopes import ScopePolicy, scope_token
 
 DEFAULT_PORTS = {"https": 443, "http": 80}
+
+
+class ConfigurationError(Exception):
+    """The settings do not fit together (found while building the app); one line, no traceback."""
 
 
 class Settings(BaseSettings):
@@ -27,9 +32,25 @@ class Settings(BaseSettings):
     jwks_url: str | None = None
     # Extra CA bundle for outgoing HTTPS (the sandbox's local CA). Unset: system trust store.
     ca_bundle: Path | None = None
-    # Scope names at the authorization server for the two roles tools declare (scopes.py).
-    tools_scope: str = "mcp:tools"
-    admin_scope: str = "mcp:admin"
+    # The authorization server's names for scopes tools.py declares, where they differ: a JSON
+    # object, declared name -> AS name (e.g. {"mcp:tools": "api://mcp/tools"}). Default: none.
+    scope_names: dict[str, str] = Field(default_factory=dict)
+    # The AS's scope that puts this server into the token's `aud` (advertised, never required);
+    # empty: the AS needs none (advertise none).
+    audience_scope: str = tools.SCOPES.audience
+    # This server's own confidential client at the AS, for token introspection (RFC 7662) before
+    # privileged tools. Unset: the resource URL (one `aud` serves both roles at Keycloak).
+    client_id: str | None = None
+    # Its private_key_jwt key directory: <kid>.pem files and `current` naming the kid that signs.
+    client_key_dir: Path | None = None
+    # Off: privileged tools trust the token alone, so a revoked session reaches them until `exp`.
+    introspect_privileged: bool = True
+    # Unset: the `introspection_endpoint` of the AS's RFC 8414 metadata.
+    introspection_url: str | None = None
+    # How long an introspection answer is reused per token (never past the token's `exp`).
+    introspection_cache_seconds: float = Field(default=5.0, ge=0, le=300)
+    # How long a privileged call waits for the AS before it is refused (503, fail closed).
+    introspection_timeout_seconds: float = Field(default=3.0, gt=0, le=30)
     # What Keycloak signs access tokens with; never `none` or HMAC (RFC 8725 §3.1).
     algorithms: list[str] = Field(default_factory=lambda: ["RS256"])
     leeway_seconds: int = 10
@@ -61,9 +82,27 @@ class Settings(BaseSettings):
     port: int = 8000
     log_level: str = "INFO"
 
+    @field_validator("scope_names")
+    @classmethod
+    def _scope_names(cls, names: dict[str, str]) -> dict[str, str]:
+        for declared, renamed in names.items():
+            scope_token(declared, "MCP_SCOPE_NAMES")
+            scope_token(renamed, "MCP_SCOPE_NAMES")
+        return names
+
+    @field_validator("audience_scope")
+    @classmethod
+    def _audience_scope(cls, value: str) -> str:
+        return scope_token(value, "MCP_AUDIENCE_SCOPE") if value else value
+
     @cached_property
     def scope_policy(self) -> ScopePolicy:
-        return ScopePolicy(tools_scope=self.tools_scope, admin_scope=self.admin_scope)
+        """The declared scope vocabulary in the AS's names; `with_tools` adds the tools' needs."""
+        return ScopePolicy(tools.SCOPES, audience=self.audience_scope or None, names=self.scope_names)
+
+    @cached_property
+    def own_client_id(self) -> str:
+        return self.client_id or self.resource_url
 
     @cached_property
     def public_hosts(self) -> list[str]:

@@ -28,6 +28,8 @@ import httpx2
 import jwt
 from anyio.abc import TaskGroup
 
+from .discovery import AuthorizationServerMetadata
+
 log = logging.getLogger(__name__)
 
 
@@ -48,9 +50,11 @@ class JWKSCache:
         retry_after_failure: float = 2.0,
         unknown_kid_wait: float = 3.0,
         clock: Callable[[], float] = time.monotonic,
+        metadata: AuthorizationServerMetadata | None = None,
     ) -> None:
         self._http = http
-        self._issuer = issuer
+        # Shared with the introspection (app.py), so the AS metadata is fetched once.
+        self._metadata = metadata or AuthorizationServerMetadata(http, issuer)
         self._jwks_url = jwks_url
         self._algorithms = set(algorithms)
         self._min_refresh = min_refresh
@@ -141,21 +145,9 @@ class JWKSCache:
             if refreshing is not None:
                 refreshing.set()
 
-    async def _discover_jwks_url(self) -> str:
-        # RFC 8414 §3: path-inserted well-known URL; §3.3: the issuer in it must match exactly.
-        scheme, rest = self._issuer.split("://", 1)
-        host, _, path = rest.partition("/")
-        url = f"{scheme}://{host}/.well-known/oauth-authorization-server/{path}".rstrip("/")
-        response = await self._http.get(url)
-        response.raise_for_status()
-        metadata = response.json()
-        if metadata.get("issuer") != self._issuer:
-            raise ValueError(f"AS metadata issuer {metadata.get('issuer')!r} is not {self._issuer!r}")
-        return str(metadata["jwks_uri"])
-
     async def _fetch(self) -> tuple[dict[str, jwt.PyJWK], str]:
         if self._jwks_url is None:
-            self._jwks_url = await self._discover_jwks_url()
+            self._jwks_url = await self._metadata.endpoint("jwks_uri")
         response = await self._http.get(self._jwks_url)
         response.raise_for_status()
         self.fetches += 1

@@ -2,6 +2,8 @@
 
 The SDK serves the path-inserted URL (/.well-known/oauth-protected-resource/mcp) with only the
 required scopes; these routes replace it with the full document and add the root URL (RS3).
+`scopes_supported` is what the tools declare (scopes.ScopePolicy.supported): the audience scope
+first, then every permission scope.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from pydantic import AnyHttpUrl
 from starlette.routing import Route
 
 from .config import Settings
+from .scopes import ScopePolicy
 
 ROOT_PATH = "/.well-known/oauth-protected-resource"
 
@@ -19,12 +22,12 @@ def metadata_url(settings: Settings) -> str:
     return str(build_resource_metadata_url(AnyHttpUrl(settings.resource_url)))
 
 
-def routes(settings: Settings) -> list[Route]:
+def routes(settings: Settings, policy: ScopePolicy) -> list[Route]:
     (path_inserted,) = create_protected_resource_routes(
         # RS3a: `resource` is the canonical URL exactly as configured (no trailing slash added).
         resource_url=AnyHttpUrl(settings.resource_url),
         authorization_servers=[AnyHttpUrl(settings.issuer)],  # RS2
-        scopes_supported=list(settings.scope_policy.supported),  # RS7: no offline_access
+        scopes_supported=list(policy.supported),  # RS7: no offline_access
         resource_name=settings.resource_name,
     )
     root = Route(ROOT_PATH, endpoint=path_inserted.endpoint, methods=["GET", "OPTIONS"])

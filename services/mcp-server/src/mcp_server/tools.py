@@ -1,16 +1,25 @@
-"""The tools this server offers; `register` declares the scopes each needs (scopes.ToolTable).
+"""The tools this server offers, and the permissions they need: declared here, as data.
 
-| tool           | scopes needed (default names) |
-|----------------|-------------------------------|
-| get_time       | mcp:tools                     |
-| whoami         | mcp:tools                     |
-| server_stats   | mcp:tools + mcp:admin         |
+| tool           | scopes needed (declared names) | revocation checked at the AS |
+|----------------|--------------------------------|------------------------------|
+| get_time       | mcp:tools                      | no                           |
+| whoami         | mcp:tools                      | no                           |
+| server_stats   | mcp:tools + mcp:admin          | yes (privileged)             |
+| recent_calls   | mcp:tools + mcp:audit          | no                           |
+
+`SCOPES` declares what belongs to no single tool: the audience scope clients request so their
+token names this server (`mcp:connect`, which grants nothing), the base scope of every MCP
+request, and the hierarchy (RS19: mcp:admin includes mcp:tools). `register` declares each tool's
+scopes where it registers the tool. PRM and the challenges follow (scopes.py). A tool with a new
+permission: one `table.add(..., scopes=[...])` line here, plus a client scope gated by a role at
+the authorization server (services/keycloak/realm/mcp-realm.json).
+
+Every tool records its call first (`audit.record`), for server_stats and recent_calls.
 """
 
 from __future__ import annotations
 
 import time
-from collections import Counter
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -19,15 +28,20 @@ from mcp.server import MCPServer
 from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.mcpserver.exceptions import ToolError
 
-from . import scopes
+from . import audit, scopes
+
+SCOPES = scopes.Vocabulary(
+    audience="mcp:connect",
+    base="mcp:tools",
+    implies={"mcp:admin": ["mcp:tools"]},
+)
 
 STARTED = time.time()
-CALLS: Counter[str] = Counter()
 
 
 def get_time(timezone: str = "UTC") -> str:
     """Current time as ISO 8601 in the given IANA timezone (default UTC)."""
-    CALLS["get_time"] += 1
+    audit.record("get_time")
     try:
         zone = ZoneInfo(timezone)
     except (ZoneInfoNotFoundError, ValueError):
@@ -37,7 +51,7 @@ def get_time(timezone: str = "UTC") -> str:
 
 def whoami() -> dict[str, Any]:
     """Who this server thinks is calling: the validated token's subject, client, scopes, audience."""
-    CALLS["whoami"] += 1
+    audit.record("whoami")
     token = get_access_token()
     if token is None:  # only in the benchmark's no-auth baseline
         return {"authenticated": False}
@@ -57,14 +71,25 @@ def whoami() -> dict[str, Any]:
 
 
 def server_stats() -> dict[str, Any]:
-    """Privileged: uptime and tool-call counts of this replica. Needs mcp:admin."""
-    CALLS["server_stats"] += 1
-    return {"uptime_seconds": round(time.time() - STARTED, 1), "tool_calls": dict(CALLS)}
+    """Privileged: uptime and tool-call counts of this replica. Needs mcp:admin, and a session
+    still active at the authorization server (a revoked one is refused)."""
+    audit.record("server_stats")
+    return {"uptime_seconds": round(time.time() - STARTED, 1), "tool_calls": audit.counts()}
+
+
+def recent_calls() -> dict[str, Any]:
+    """The last 50 tool calls this replica served, newest first: UTC time, tool, caller
+    (preferred_username, else sub) and client_id. Needs mcp:audit. Per replica and in memory, like
+    server_stats' counts: behind a load balancer each replica lists only the calls it answered,
+    and a restart forgets them."""
+    audit.record("recent_calls")
+    return {"calls": audit.recent()}
 
 
 def register(server: MCPServer) -> scopes.ToolTable:
     table = scopes.ToolTable(server)
-    table.add(get_time, name="get_time")
-    table.add(whoami, name="whoami")
-    table.add(server_stats, name="server_stats", roles=[scopes.ADMIN])
+    table.add(get_time, name="get_time", scopes=["mcp:tools"])
+    table.add(whoami, name="whoami", scopes=["mcp:tools"])
+    table.add(server_stats, name="server_stats", scopes=["mcp:tools", "mcp:admin"], privileged=True)
+    table.add(recent_calls, name="recent_calls", scopes=["mcp:tools", "mcp:audit"])
     return table
