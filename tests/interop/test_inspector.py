@@ -30,6 +30,7 @@ from testcontainers.compose import DockerCompose
 
 from tests.support.browser import KeycloakBrowser, User, chromium
 from tests.support.keycloak import delete_clients
+from tests.support.mcp import TOOL_NAMES
 from tests.support.net import port_is_free
 from tests.support.stack import ROOT, Stack
 
@@ -84,8 +85,8 @@ async def use_cimd(page: Page, document_url: str) -> None:
     await page.get_by_role("button", name="Close").click()
 
 
-async def add_server_and_connect(page: Page, stack: Stack, browser: KeycloakBrowser) -> str:
-    """Add the sandbox's MCP server, connect, sign in at Keycloak; the authorization URL used."""
+async def start_connecting(page: Page, stack: Stack) -> str:
+    """Add the sandbox's MCP server and connect, up to Keycloak's login page; its URL."""
     await page.get_by_role("button", name="Add Servers").click()
     await page.get_by_text("Add manually").click()
     await page.get_by_label("Server ID").fill("sandbox")
@@ -97,7 +98,12 @@ async def add_server_and_connect(page: Page, stack: Stack, browser: KeycloakBrow
     # switch shows its new state: a plain DOM click, as the label would give it.
     await page.get_by_role("switch", name='Connect or disconnect "sandbox"').evaluate("input => input.click()")
     await page.wait_for_url(f"{stack.issuer}/protocol/openid-connect/auth?*")
-    authorization_url = page.url
+    return page.url
+
+
+async def add_server_and_connect(page: Page, stack: Stack, browser: KeycloakBrowser) -> str:
+    """Add the sandbox's MCP server, connect, sign in at Keycloak; the authorization URL used."""
+    authorization_url = await start_connecting(page, stack)
     await browser.sign_in()
     await page.get_by_text("Connected", exact=True).wait_for()
     return authorization_url
@@ -105,7 +111,7 @@ async def add_server_and_connect(page: Page, stack: Stack, browser: KeycloakBrow
 
 async def list_tools_and_call_get_time(page: Page) -> str:
     await page.get_by_text("Tools", exact=True).first.click()
-    for tool in ("get_time", "whoami", "server_stats"):
+    for tool in TOOL_NAMES:
         await page.get_by_role("button", name=tool, exact=True).wait_for()
     await page.get_by_role("button", name="get_time", exact=True).click()
     await page.get_by_role("button", name="Execute Tool").click()
@@ -116,6 +122,11 @@ async def list_tools_and_call_get_time(page: Page) -> str:
 
 def user(stack: Stack) -> User:
     return User("alice", stack.secret("demo-user-password"))
+
+
+def admin_user(stack: Stack) -> User:
+    """ada holds mcp-admin: the role that lets Keycloak grant mcp:admin at the step-up."""
+    return User("ada", stack.secret("admin-user-password"))
 
 
 @pytest.mark.matrix("MCP Inspector", "DCR")
@@ -164,7 +175,7 @@ async def step_up_and_call_server_stats(page: Page, stack: Stack, browser: Keycl
 async def test_inspector_connects_with_the_cimd_document_published_for_it(stack: Stack, compose: DockerCompose):
     document = f"{stack.cimd_origin}/clients/mcp-inspector/metadata.json"
     with inspector(stack) as url:
-        async with chromium(stack.ca_file, user(stack)) as browser:
+        async with chromium(stack.ca_file, admin_user(stack)) as browser:
             page = await browser.visit(url)
             await use_cimd(page, document)
             try:
@@ -176,6 +187,29 @@ async def test_inspector_connects_with_the_cimd_document_published_for_it(stack:
     assert dict(parse_qsl(urlsplit(authorization_url).query))["client_id"] == document
     assert re.match(r"^\d{4}-\d\d-\d\dT", now)
     # Step-up: the scopes already granted plus the challenged one (SEP-2350), a second consent.
-    assert set(dict(parse_qsl(urlsplit(step_up_url).query))["scope"].split()) == {"mcp:tools", "offline_access", "mcp:admin"}
+    assert set(dict(parse_qsl(urlsplit(step_up_url).query))["scope"].split()) == {
+        "mcp:connect", "mcp:tools", "offline_access", "mcp:admin"}
     assert browser.consents == 2
     assert "uptime_seconds" in stats
+
+
+@pytest.mark.matrix("MCP Inspector", "refused")
+async def test_a_user_without_an_mcp_role_gets_403_in_the_inspector_not_a_login_loop(stack: Stack, compose: DockerCompose):
+    """nora signs in (DCR, the Inspector's default mode): her token carries this server's audience
+    (mcp:connect needs no role) but no mcp:tools, so the MCP server answers 403 insufficient_scope.
+    The Inspector shows the refusal and asks the user what to do; it does not loop through logins."""
+    with inspector(stack) as url:
+        async with chromium(stack.ca_file, User("nora", stack.secret("norole-user-password"))) as browser:
+            page = await browser.visit(url)
+            authorization_url = ""
+            try:
+                authorization_url = await start_connecting(page, stack)
+                await browser.sign_in()
+                await page.get_by_text("403 FORBIDDEN").first.wait_for()
+                await page.get_by_text("Re-authentication required").wait_for()
+                connected = await page.get_by_text("Connected", exact=True).count()
+            finally:
+                if authorization_url:
+                    delete_clients(compose, stack, dict(parse_qsl(urlsplit(authorization_url).query))["client_id"])
+    assert connected == 0
+    assert browser.logins == 1
