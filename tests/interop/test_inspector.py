@@ -205,7 +205,8 @@ async def test_a_user_without_an_mcp_role_gets_403_in_the_inspector_not_a_login_
             try:
                 authorization_url = await start_connecting(page, stack)
                 await browser.sign_in()
-                await page.get_by_text("403 FORBIDDEN").first.wait_for()
+                # The network panel's status (upper-cased by CSS only).
+                await page.get_by_text(re.compile(r"^403 forbidden$", re.IGNORECASE)).first.wait_for()
                 await page.get_by_text("Re-authentication required").wait_for()
                 connected = await page.get_by_text("Connected", exact=True).count()
             finally:
