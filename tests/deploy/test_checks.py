@@ -59,10 +59,11 @@ def test_images_are_the_sandboxs_own_dockerfiles(synth: Synthesized):
     versions = pinned_versions()
     args = sorted(json.dumps(i["source"].get("dockerBuildArgs", {}), sort_keys=True) for i in images)
     assert args == sorted(json.dumps(a, sort_keys=True) for a in [
-        {"KEYCLOAK_IMAGE": versions["KEYCLOAK_IMAGE"], "KC_DB": "postgres"},
+        {"KEYCLOAK_IMAGE": versions["KEYCLOAK_IMAGE"], "KC_DB": "postgres", "PYTHON_IMAGE": versions["PYTHON_IMAGE"],
+         "REALM_PROFILE": "production"},
         {"PYTHON_IMAGE": versions["PYTHON_IMAGE"]},
         {"PYTHON_IMAGE": versions["PYTHON_IMAGE"]},
-        {"PYTHON_IMAGE": versions["PYTHON_IMAGE"]},  # realm-sync
+        {"PYTHON_IMAGE": versions["PYTHON_IMAGE"], "REALM_PROFILE": "production"},  # realm-sync
         {"CADDY_IMAGE": versions["CADDY_IMAGE"]},
     ])
     for image in images:  # each staged asset holds the same Dockerfile as the sandbox builds

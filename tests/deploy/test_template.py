@@ -3,6 +3,7 @@ checked by its effect in the CloudFormation template."""
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -218,13 +219,19 @@ def test_mcp_server_autoscales_on_cpu_and_requests_per_target(synth: Synthesized
     assert metrics == ["ALBRequestCountPerTarget", "ECSServiceAverageCPUUtilization"]
 
 
-def test_the_realm_comes_from_the_sandbox_realm_file_by_a_one_off_task(synth: Synthesized):
+def test_the_realm_comes_from_the_production_profile_of_the_realm_files_by_a_one_off_task(synth: Synthesized):
     imports = [d for d in resources(synth, "AWS::ECS::TaskDefinition").values()
                if d["Properties"]["ContainerDefinitions"][0]["Name"] == "realm-import"]
     (definition,) = imports
     container = definition["Properties"]["ContainerDefinitions"][0]
     assert container["Command"] == ["import", "--file", "/opt/keycloak/data/import/mcp-realm.json", "--override", "false"]
-    assert {s["Name"] for s in container["Secrets"]} >= {"DEMO_USER_PASSWORD", "KC_DB_PASSWORD"}
+    # The production profile has no demo users and no client secrets: only the database's secrets.
+    assert {s["Name"] for s in container["Secrets"]} == {"KC_DB_USERNAME", "KC_DB_PASSWORD"}
+    # Both images that carry the realm files render the production profile (services/keycloak/realm/profile.py).
+    images = {k: v for k, v in synth.assets.get("dockerImages", {}).items()
+              if v["source"].get("dockerBuildArgs", {}).get("REALM_PROFILE")}
+    assert len(images) == 2
+    assert {v["source"]["dockerBuildArgs"]["REALM_PROFILE"] for v in images.values()} == {"production"}
     outputs = synth.template.to_json()["Outputs"]
     assert "RealmImportCommand" in outputs
 
@@ -279,8 +286,7 @@ def test_realm_changes_reach_the_live_realm_through_a_realm_sync_task(synth: Syn
                      if d["Properties"]["ContainerDefinitions"][0]["Name"] == "realm-sync"]
     container = definition["Properties"]["ContainerDefinitions"][0]
     assert container["Command"] == ["--server", "http://keycloak.mcp.internal:8080", "/realm/mcp-realm.json"]
-    assert {s["Name"] for s in container["Secrets"]} == {"KEYCLOAK_ADMIN_CLIENT_SECRET", "DEMO_USER_PASSWORD",
-                                                          "AGENT_CONFIDENTIAL_CLIENT_SECRET", "MACHINE_CLIENT_SECRET"}
+    assert {s["Name"] for s in container["Secrets"]} == {"KEYCLOAK_ADMIN_CLIENT_SECRET"}
     assert set(env(container)) == {"MCP_RESOURCE_URL", "CIMD_ORIGIN", "AGENT_CALLBACK_PORT"}
     assert "RealmSyncCommand" in synth.template.to_json()["Outputs"]
     names = {s["Properties"]["Name"] for s in resources(synth, "AWS::ServiceDiscovery::Service").values()}
@@ -338,3 +344,19 @@ def test_waf_is_optional():
 def test_tags_reach_the_resources(synth: Synthesized):
     tag = {"Key": "project", "Value": "mcp-auth-stack"}
     synth.template.has_resource_properties("AWS::ECS::Cluster", {"Tags": Match.array_with([tag])})
+
+
+def test_the_mcp_server_introspects_with_its_own_key_from_an_operator_made_secret(synth: Synthesized):
+    """Privileged tools see revocation in production too: the MCP server's private_key_jwt key comes
+    from a Secrets Manager secret the operator made (never from the template or an image)."""
+    (definition,) = [d for d in resources(synth, "AWS::ECS::TaskDefinition").values()
+                     if d["Properties"]["ContainerDefinitions"][0]["Name"] == "mcp-server"]
+    container = definition["Properties"]["ContainerDefinitions"][0]
+    secrets = {s["Name"]: json.dumps(s["ValueFrom"]) for s in container["Secrets"]}
+    assert set(secrets) == {"MCP_CLIENT_KEY_ID", "MCP_CLIENT_KEY_PEM"}
+    assert all(synth.config.mcp_client_key_secret in value for value in secrets.values())
+    assert secrets["MCP_CLIENT_KEY_ID"].endswith(':kid::"]]}')
+    assert secrets["MCP_CLIENT_KEY_PEM"].endswith(':pem::"]]}')
+    assert "MCP_INTROSPECT_PRIVILEGED" not in env(container)
+    assert not [s for s in resources(synth, "AWS::SecretsManager::Secret").values()
+                if "client key" in s["Properties"].get("Description", "")]

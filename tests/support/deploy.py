@@ -18,7 +18,7 @@ def deploy_config(state: Path, **overrides: object) -> DeployConfig:
     values: dict[str, object] = {
         "domain": "mcp.example.com", "hosted_zone_id": "Z0123456789ABCDEFGHIJ", "hosted_zone_name": "example.com",
         "s3_prefix_list_id": "pl-6da54004", "cimd_state_dir": str(state), "region": "eu-west-1",
-        "alarm_email": "oncall@example.com",
+        "alarm_email": "oncall@example.com", "mcp_client_key_secret": "mcp-server-client-key",
     }
     return DeployConfig(**{**values, **overrides})  # type: ignore[arg-type]
 

@@ -301,8 +301,28 @@ def test_a_privileged_tool_without_a_client_key_refuses_to_start():
 
 
 def test_an_empty_key_directory_refuses_to_start(tmp_path: Path):
-    with pytest.raises(ConfigurationError, match="MCP_CLIENT_KEY_DIR: no client signing key in"):
+    with pytest.raises(ConfigurationError, match="client key: no client signing key in"):
         create_app(make_settings(client_key_dir=tmp_path), http=FakeAuthorizationServer().http())
+
+
+@pytest.mark.anyio
+async def test_the_key_given_as_variables_signs_as_the_key_directory_does(tmp_path: Path):
+    """MCP_CLIENT_KEY_ID and MCP_CLIENT_KEY_PEM (secrets passed as variables, the AWS template)."""
+    fake = FakeAuthorizationServer()
+    key_dir = fake.write_client_key(tmp_path)
+    pem = (key_dir / f"{fake.client_kid}.pem").read_text()
+    client = PrivateKeyJWT(client_id=RESOURCE, key=(fake.client_kid, pem), audience=ISSUER)
+    assert pem not in repr(client)
+    http = fake.http()
+    checks = Introspection(http, client=client, metadata=AuthorizationServerMetadata(http, ISSUER),
+                           endpoint=INTROSPECTION_URL, cache_seconds=5.0, timeout=3.0)
+    await checks.check(access_token(fake))
+    assert fake.introspections == 1
+
+
+def test_a_key_pem_without_its_kid_refuses_to_start():
+    with pytest.raises(ConfigurationError, match="set MCP_CLIENT_KEY_ID"):
+        create_app(make_settings(client_key_pem="-----BEGIN PRIVATE KEY-----"), http=FakeAuthorizationServer().http())
 
 
 def test_a_key_that_cannot_sign_es256_refuses_to_start(tmp_path: Path):

@@ -44,6 +44,11 @@ class DeployConfig:
     # Name=prefix-list-name,Values=com.amazonaws.<region>.s3`): Keycloak's tasks reach ECR's image
     # layers through the S3 gateway endpoint and nothing else outside the VPC.
     s3_prefix_list_id: str
+    # The name of an existing Secrets Manager secret holding the MCP server's own client key, as
+    # JSON {"kid": ..., "pem": ...}: it signs the private_key_jwt assertions of its token
+    # introspection (privileged tools see revocation). Its public half is the JWKS rendered into
+    # cimd_state_dir (services/mcp-server/jwks.json); docs/production.md shows how to create it.
+    mcp_client_key_secret: str
     # An existing ACM certificate for the three names; unset: one is created, DNS-validated.
     certificate_arn: str | None = None
     realm: str = "mcp"

@@ -161,14 +161,10 @@ class McpAuthStack(Stack):
         self.admin_secret = self._generated_secret("KeycloakAdminPassword", "Keycloak bootstrap admin password")
         self.admin_client_secret = self._generated_secret("KeycloakAdminClientSecret",
                                                           "Keycloak bootstrap service-account client secret")
-        self.realm_secrets = {
-            name: self._generated_secret(construct, description)
-            for name, construct, description in [
-                ("DEMO_USER_PASSWORD", "DemoUserPassword", "Password of the realm's demo user"),
-                ("AGENT_CONFIDENTIAL_CLIENT_SECRET", "AgentConfidentialSecret", "mcp-agent-confidential's client secret"),
-                ("MACHINE_CLIENT_SECRET", "MachineClientSecret", "mcp-machine-agent-secret's client secret"),
-            ]
-        }
+        # The MCP server's own client key (private_key_jwt for token introspection): made by the
+        # operator, never by the template, so the private key is in no template or image.
+        self.mcp_client_key = secretsmanager.Secret.from_secret_name_v2(self, "McpServerClientKey",
+                                                                         config.mcp_client_key_secret)
 
         # --- cluster, images, egress proxy -----------------------------------------------------
         self.cluster = ecs.Cluster(self, "Cluster", vpc=self.vpc,
@@ -176,16 +172,19 @@ class McpAuthStack(Stack):
         namespace = servicediscovery.PrivateDnsNamespace(self, "Namespace", name="mcp.internal", vpc=self.vpc)
         python_image = {"PYTHON_IMAGE": versions["PYTHON_IMAGE"]}
         self.images = {
+            # The production profile of the realm files (services/keycloak/realm/profile.py): no demo
+            # users, none of the sandbox's test clients; the same scopes, roles, policies, MCP clients.
             "keycloak": ecs.ContainerImage.from_asset(
                 str(ROOT / "services" / "keycloak"),
-                build_args={"KEYCLOAK_IMAGE": versions["KEYCLOAK_IMAGE"], "KC_DB": "postgres"}),
+                build_args={"KEYCLOAK_IMAGE": versions["KEYCLOAK_IMAGE"], "KC_DB": "postgres", **python_image,
+                            "REALM_PROFILE": "production"}),
             "egress": ecs.ContainerImage.from_asset(str(ROOT / "services" / "egress"), build_args=python_image),
             "mcp-server": ecs.ContainerImage.from_asset(str(ROOT / "services" / "mcp-server"), build_args=python_image),
             "cimd-host": ecs.ContainerImage.from_asset(str(_cimd_build_context(config.cimd_public_dir)),
                                                        build_args={"CADDY_IMAGE": versions["CADDY_IMAGE"]}),
             # Context services/, as in compose: the image holds the realm files next to its code.
             "realm-sync": ecs.ContainerImage.from_asset(str(ROOT / "services"), file="realm-sync/Dockerfile",
-                                                        build_args=python_image),
+                                                        build_args={**python_image, "REALM_PROFILE": "production"}),
         }
 
         egress_task = self._task("Egress", cpu=256, memory=512)
@@ -266,8 +265,8 @@ class McpAuthStack(Stack):
             "realm-import", image=self.images["keycloak"], logging=self._logs("realm-import"),
             command=["import", "--file", f"/opt/keycloak/data/import/{config.realm}-realm.json", "--override", "false"],
             environment={k: v for k, v in keycloak_environment.items() if not k.startswith("KC_BOOTSTRAP")},
-            secrets={**{k: v for k, v in keycloak_secrets.items() if k.startswith("KC_DB")},
-                     **{name: ecs.Secret.from_secrets_manager(s) for name, s in self.realm_secrets.items()}},
+            # The production realm has no secret placeholders (no demo users, no client secrets).
+            secrets={k: v for k, v in keycloak_secrets.items() if k.startswith("KC_DB")},
         )
 
         # Realm changes on the live realm: realm-sync, the tool make up runs in the sandbox, applied
@@ -278,8 +277,7 @@ class McpAuthStack(Stack):
             "realm-sync", image=self.images["realm-sync"], logging=self._logs("realm-sync"),
             command=["--server", f"http://keycloak.mcp.internal:{KEYCLOAK_HTTP}", f"/realm/{config.realm}-realm.json"],
             environment={k: keycloak_environment[k] for k in ("MCP_RESOURCE_URL", "CIMD_ORIGIN", "AGENT_CALLBACK_PORT")},
-            secrets={"KEYCLOAK_ADMIN_CLIENT_SECRET": ecs.Secret.from_secrets_manager(self.admin_client_secret),
-                     **{name: ecs.Secret.from_secrets_manager(s) for name, s in self.realm_secrets.items()}},
+            secrets={"KEYCLOAK_ADMIN_CLIENT_SECRET": ecs.Secret.from_secrets_manager(self.admin_client_secret)},
             readonly_root_filesystem=True,
         )
         self.realm_sync_sg.connections.allow_to(self.keycloak_sg, ec2.Port.tcp(KEYCLOAK_HTTP), "Keycloak's admin API")
@@ -297,6 +295,10 @@ class McpAuthStack(Stack):
                 "MCP_TRUSTED_PROXIES": self.vpc.vpc_cidr_block,
                 "MCP_CORS_ALLOWED_ORIGINS": config.cors_allowed_origins,
             },
+            # Privileged tools: token introspection as the MCP server's own client (its client id
+            # is the resource URL, as in the realm file).
+            secrets={"MCP_CLIENT_KEY_ID": ecs.Secret.from_secrets_manager(self.mcp_client_key, "kid"),
+                     "MCP_CLIENT_KEY_PEM": ecs.Secret.from_secrets_manager(self.mcp_client_key, "pem")},
             readonly_root_filesystem=True,
         )
         self.mcp = ecs.FargateService(

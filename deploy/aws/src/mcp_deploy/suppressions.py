@@ -39,8 +39,7 @@ def suppress(stack: McpAuthStack) -> None:
         id="AwsSolutions-S1",
         reason="This bucket holds the ALB's access logs; logging access to the log bucket itself would recurse.",
     )])
-    for name in ("KeycloakAdminPassword", "KeycloakAdminClientSecret", "DemoUserPassword", "AgentConfidentialSecret",
-                 "MachineClientSecret"):
+    for name in ("KeycloakAdminPassword", "KeycloakAdminClientSecret"):
         NagSuppressions.add_resource_suppressions(stack.node.find_child(name), [
             NagPackSuppression(id="AwsSolutions-SMG4", reason=ROTATION)])
     NagSuppressions.add_resource_suppressions(stack.database, [NagPackSuppression(

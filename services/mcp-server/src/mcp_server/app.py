@@ -84,16 +84,22 @@ def introspection_for(
         log.warning("MCP_INTROSPECT_PRIVILEGED=false: privileged tools (%s) trust the token alone; a revoked session "
                     "reaches them until its token expires", tools_named)
         return None
-    if settings.client_key_dir is None:
+    key = None
+    if settings.client_key_pem is not None:
+        if not settings.client_key_id:
+            raise ConfigurationError("MCP_CLIENT_KEY_PEM is set: set MCP_CLIENT_KEY_ID to its kid too")
+        key = (settings.client_key_id, settings.client_key_pem.get_secret_value())
+    elif settings.client_key_dir is None:
         raise ConfigurationError(
             f"privileged tools ({tools_named}) check revocation by token introspection: set MCP_CLIENT_KEY_DIR to this "
-            "server's client key directory (<kid>.pem files and `current`), or MCP_INTROSPECT_PRIVILEGED=false to let "
-            "revoked sessions reach them until their tokens expire")
-    client = PrivateKeyJWT(client_id=settings.own_client_id, key_dir=settings.client_key_dir, audience=settings.issuer)
+            "server's client key directory (<kid>.pem files and `current`; or MCP_CLIENT_KEY_ID and MCP_CLIENT_KEY_PEM), "
+            "or MCP_INTROSPECT_PRIVILEGED=false to let revoked sessions reach them until their tokens expire")
+    client = PrivateKeyJWT(client_id=settings.own_client_id, key_dir=settings.client_key_dir, key=key,
+                           audience=settings.issuer)
     try:
         client.form_fields()  # a key that cannot sign stops the start, not the first privileged call
     except ClientKeyError as exc:
-        raise ConfigurationError(f"MCP_CLIENT_KEY_DIR: {exc}") from None
+        raise ConfigurationError(f"the MCP server's client key: {exc}") from None
     return Introspection(
         http,
         client=client,

@@ -7,14 +7,16 @@ The key directory has the layout cimd-host writes for every key it manages (.loc
     current     the kid that signs
 
 It is read for every assertion (two small files, at most one assertion per token per cache
-window), so a rotation — a new key, `current` switched — needs no restart.
+window), so a rotation — a new key, `current` switched — needs no restart. Platforms that pass
+secrets as variables (ECS from Secrets Manager, the AWS template) give the key itself instead:
+MCP_CLIENT_KEY_ID and MCP_CLIENT_KEY_PEM; a rotation there is a new secret version and a redeploy.
 """
 
 from __future__ import annotations
 
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import jwt
@@ -34,11 +36,21 @@ class ClientKeyError(Exception):
 @dataclass(frozen=True)
 class PrivateKeyJWT:
     client_id: str
-    key_dir: Path
     # RFC 7523 §3: the assertion's `aud` identifies the AS; Keycloak accepts its issuer URL.
     audience: str
+    key_dir: Path | None = None
+    # Or the key itself: (kid, PEM). Never printed (repr=False).
+    key: tuple[str, str] | None = field(default=None, repr=False)
+
+    @property
+    def where(self) -> str:
+        return str(self.key_dir) if self.key is None else "MCP_CLIENT_KEY_PEM"
 
     def signing_key(self) -> tuple[str, bytes]:
+        if self.key is not None:
+            return self.key[0], self.key[1].encode()
+        if self.key_dir is None:
+            raise ClientKeyError("no client signing key: set MCP_CLIENT_KEY_DIR, or MCP_CLIENT_KEY_ID and MCP_CLIENT_KEY_PEM")
         try:
             kid = (self.key_dir / CURRENT_FILE).read_text().strip()
             if not kid or Path(kid).name != kid:
@@ -63,5 +75,5 @@ class PrivateKeyJWT:
             # The `kid` lets the AS pick the key while a rotation publishes two.
             assertion = jwt.encode(claims, pem, algorithm=ALGORITHM, headers={"kid": kid, "typ": "JWT"})
         except (ValueError, TypeError, jwt.PyJWTError):
-            raise ClientKeyError(f"{self.key_dir / (kid + KEY_SUFFIX)} is not an EC P-256 private key") from None
+            raise ClientKeyError(f"{self.where}: key {kid} is not an EC P-256 private key") from None
         return {"client_assertion_type": ASSERTION_TYPE, "client_assertion": assertion}

@@ -7,7 +7,7 @@ from functools import cached_property
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from . import tools
@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     client_id: str | None = None
     # Its private_key_jwt key directory: <kid>.pem files and `current` naming the kid that signs.
     client_key_dir: Path | None = None
+    # Or the key itself, where secrets arrive as variables (the AWS template): its kid and PEM.
+    client_key_id: str | None = None
+    client_key_pem: SecretStr | None = None
     # Off: privileged tools trust the token alone, so a revoked session reaches them until `exp`.
     introspect_privileged: bool = True
     # Unset: the `introspection_endpoint` of the AS's RFC 8414 metadata.
