@@ -3,8 +3,11 @@ virtualenv (tests/interop/python/fastmcp.txt), against the sandbox: discovery, d
 registration with its loopback redirect (http://localhost:<port>/callback), PKCE, a tool call.
 
 FastMCP opens a desktop browser at the authorization URL; here the URL is printed as
-{"authorize": url} for the test's browser instead — the one change, through its documented
-`redirect_handler` hook. Prints the result as the last JSON line.
+{"authorize": url} for the test's browser instead, through its documented `redirect_handler`
+hook. And it registers without `token_endpoint_auth_method`, which RFC 7591 §2 reads as
+`client_secret_basic` — a confidential client with a secret, which anonymous registration here
+refuses (docs/authorization.md): it is told to register a public client through its documented
+`additional_client_metadata`. Prints the result as the last JSON line.
     python fastmcp_client.py <mcp url> <callback port> <ca file>
 """
 
@@ -37,7 +40,8 @@ class PrintedOAuth(OAuth):
 
 
 async def main() -> None:
-    oauth = PrintedOAuth(client_name="FastMCP interop test", callback_port=PORT, httpx_client_factory=client_factory)
+    oauth = PrintedOAuth(client_name="FastMCP interop test", callback_port=PORT, httpx_client_factory=client_factory,
+                         additional_client_metadata={"token_endpoint_auth_method": "none"})
     transport = StreamableHttpTransport(URL, auth=oauth, httpx_client_factory=client_factory)
     async with Client(transport) as client:
         tools = await client.list_tools()
