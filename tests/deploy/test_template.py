@@ -360,3 +360,16 @@ def test_the_mcp_server_introspects_with_its_own_key_from_an_operator_made_secre
     assert "MCP_INTROSPECT_PRIVILEGED" not in env(container)
     assert not [s for s in resources(synth, "AWS::SecretsManager::Secret").values()
                 if "client key" in s["Properties"].get("Description", "")]
+
+
+def test_unused_anonymous_registrations_are_reaped_on_a_schedule(synth: Synthesized):
+    """realm-sync reap, every five minutes, as the RealmSync task with its security group."""
+    (rule,) = resources(synth, "AWS::Events::Rule").values()
+    assert rule["Properties"]["ScheduleExpression"] == "rate(5 minutes)"
+    (target,) = rule["Properties"]["Targets"]
+    overrides = json.loads(target["Input"])["containerOverrides"]
+    assert overrides == [{"name": "realm-sync", "command": [
+        "reap", "--older-than", "3600", "--server", "http://keycloak.mcp.internal:8080", "/realm/mcp-realm.json"]}]
+    network = target["EcsParameters"]["NetworkConfiguration"]["AwsVpcConfiguration"]
+    assert network["SecurityGroups"] == [{"Fn::GetAtt": [logical_id(synth, synth.stack.realm_sync_sg), "GroupId"]}]
+    assert network["AssignPublicIp"] == "DISABLED"

@@ -30,6 +30,8 @@ from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_elasticloadbalancingv2 as elbv2
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as events_targets
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_rds as rds
@@ -282,6 +284,19 @@ class McpAuthStack(Stack):
         )
         self.realm_sync_sg.connections.allow_to(self.keycloak_sg, ec2.Port.tcp(KEYCLOAK_HTTP), "Keycloak's admin API")
         self._allow_endpoints(self.realm_sync_sg)
+        # Anonymous registrations that never completed a login are deleted after an hour
+        # (realm-sync reap; docs/authorization.md, "Registration exhaustion"): the same task,
+        # every five minutes, as the sandbox's registration-reaper service does.
+        self.reaper_schedule = events.Rule(
+            self, "RegistrationReaper", schedule=events.Schedule.rate(Duration.minutes(5)),
+            description="Delete anonymous client registrations that never completed a login (realm-sync reap)",
+            targets=[events_targets.EcsTask(
+                cluster=self.cluster, task_definition=self.realm_sync, launch_type=ecs.LaunchType.FARGATE,
+                subnet_selection=app_subnets, security_groups=[self.realm_sync_sg],
+                container_overrides=[events_targets.ContainerOverride(
+                    container_name="realm-sync",
+                    command=["reap", "--older-than", "3600", "--server", f"http://keycloak.mcp.internal:{KEYCLOAK_HTTP}",
+                             f"/realm/{config.realm}-realm.json"])])])
 
         # --- MCP server ---------------------------------------------------------------------------
         mcp_task = self._task("McpServer", cpu=config.mcp_cpu, memory=config.mcp_memory_mib)
