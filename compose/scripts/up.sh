@@ -32,8 +32,10 @@ cat <<MSG
                   nora  / $(cat .local/secrets/norole-user-password)  (no MCP role: signs in, is refused)
   Keycloak admin  admin / $(cat .local/secrets/keycloak-admin-password)  (console: KEYCLOAK_ADMIN_CONSOLE=on make up)
   Local CA        .local/ca/ca.pem  (trust it in your browser: see README, "Trusting the local CA")
+  Anonymous DCR   public clients only; ${REGISTRATION_RATE_LIMIT:-30/60} per source address (REGISTRATION_RATE_LIMIT);
+                  registrations never used for a login are deleted after an hour (registration-reaper)
 
-  Next:  make agent      log in as alice through the demo agent and call the MCP tools
+  Next:  make agent      log in (as alice, ada or nora: docs/authorization.md) and call the MCP tools
          make test       prove the whole flow against this stack
          make logs / make ps / make down
 MSG
