@@ -6,7 +6,9 @@
     egress (smokescreen) ->  ECS service; Keycloak's only way out (its security group)
     mcp-server           ->  ECS service, >= 2 tasks, autoscaled on CPU and requests per target
     cimd-host            ->  ECS service, the rendered public documents baked into its image
-    realm import         ->  a one-off ECS task (`kc.sh import`) run at each realm change
+    realm import         ->  a one-off ECS task (`kc.sh import`) for the first start (production profile)
+    realm-sync           ->  a one-off ECS task for every later realm change (admin API, idempotent)
+    registration-reaper  ->  the realm-sync task on a five-minute schedule (`realm-sync reap`)
 
 Every image is built from the sandbox's own Dockerfile (services/*, cimd-host).
 """

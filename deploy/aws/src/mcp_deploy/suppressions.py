@@ -1,5 +1,5 @@
 """cdk-nag AwsSolutions findings this design accepts, each with its reason, in code and reviewed
-like code. Anything else cdk-nag finds fails the tests (tests/deploy/test_nag.py)."""
+like code. Anything else cdk-nag finds fails the tests (tests/deploy/test_checks.py)."""
 
 from __future__ import annotations
 
