@@ -1,14 +1,17 @@
-"""Malformed and oversized requests, Host forms, tool names and long-lived streams against the
-real resource server behind Caddy."""
+"""Malformed and oversized requests and tokens, Host forms, tool names and long-lived streams
+against the real resource server behind Caddy."""
 
 from __future__ import annotations
 
+import base64
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx2
 import jwt
 
+from tests.support.mcp import rpc
 from tests.support.stack import Stack
 from tests.support.tokens import token
 
@@ -65,3 +68,45 @@ def test_an_event_stream_does_not_outlive_its_token(stack: Stack):
         for _ in response.iter_bytes():
             pass
     assert time.time() < expires + 5
+
+
+def _with_header(real: str, header: bytes) -> str:
+    """The real token's claims and signature under another JOSE header (raw JSON text)."""
+    _, payload, signature = real.split(".")
+    return ".".join([base64.urlsafe_b64encode(header).rstrip(b"=").decode(), payload, signature])
+
+
+# JOSE headers PyJWT's own header checks refuse with exceptions the verifier once let through
+# (a 500, and uvicorn closing the keep-alive connection Caddy then reused: 502s for others).
+MALFORMED_HEADERS = [
+    b'{"alg":"RS256","typ":"JWT","kid":5}',
+    b'{"alg":"RS256","typ":"JWT","kid":{"kid":"x"}}',
+    b'{"alg":"RS256","typ":"JWT","kid":"x","crit":["exp"]}',
+    b'{"alg":"RS256","typ":"JWT","kid":"x","crit":["b64"],"b64":true}',
+    b'{"alg":"RS256","typ":"JWT","kid":"x","crit":[]}',
+    b'{"alg":["RS256"],"typ":"JWT","kid":"x"}',
+    b'{"alg":"RS256","typ":5,"kid":"x"}',
+    b"[1]",
+    b"[" * 1500 + b"]" * 1500,
+    b"\xff\xfe",
+]
+
+
+def test_malformed_tokens_interleaved_with_valid_ones_never_fail_the_valid_ones(stack: Stack):
+    """40 requests with malformed tokens and 40 with a valid one, on 8 threads through Caddy: every
+    valid one 200, every malformed one 401 invalid_token, none a 5xx."""
+    real = token(stack)
+    malformed = [_with_header(real, MALFORMED_HEADERS[i % len(MALFORMED_HEADERS)]) for i in range(40)]
+    requests = [item for pair in zip([real] * 40, malformed, strict=True) for item in pair]
+
+    def send(access_token: str) -> tuple[bool, httpx2.Response]:
+        return access_token == real, rpc(stack, f"Bearer {access_token}")
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(send, requests))
+    assert [r.status_code for _, r in answers if r.status_code >= 500] == []
+    assert [r.status_code for valid, r in answers if valid] == [200] * 40
+    for valid, response in answers:
+        if not valid:
+            assert response.status_code == 401, response.text
+            assert response.headers["www-authenticate"].startswith('Bearer error="invalid_token"')

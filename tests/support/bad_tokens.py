@@ -13,7 +13,8 @@ from collections.abc import Callable
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from tests.support.authorization_server import KID, FakeAuthorizationServer, claims_for, mint
+from tests.support.authorization_server import ISSUER, KID, FakeAuthorizationServer, claims_for, mint
+from tests.support.jose import sign, signed
 
 OTHER_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 EC_KEY = ec.generate_private_key(ec.SECP256R1())
@@ -40,6 +41,12 @@ def _tamper_signature(token: str) -> str:
 def _alg_none(resource: str) -> str:
     header = _b64(json.dumps({"alg": "none", "typ": "JWT", "kid": KID}).encode())
     return f"{header}.{_b64(json.dumps(claims_for(resource)).encode())}."
+
+
+def _header(**members: object) -> dict[str, object]:
+    """A JOSE header as the AS writes it, with `members` replaced (None: removed)."""
+    header = {"alg": "RS256", "typ": "JWT", "kid": KID, **members}
+    return {k: v for k, v in header.items() if v is not None}
 
 
 def _hs256_with_public_key(fake: FakeAuthorizationServer, resource: str) -> str:
@@ -89,4 +96,30 @@ BAD_TOKENS: dict[str, tuple[Factory, str]] = {
     "garbage": (lambda f, r: "not-a-jwt", "JWS"),
     "empty": (lambda f, r: "", "JWS"),
     "three garbage segments": (lambda f, r: "abc.def.ghi", "JWS"),
+    # Signed by the AS's key, so only the malformed member can be what refuses them.
+    "header not an object": (lambda f, r: sign(f.key, b"[1]", json.dumps(claims_for(r)).encode()), "JWS"),
+    "kid a number": (lambda f, r: signed(f.key, _header(kid=5), claims_for(r)), "kid"),
+    "kid an object": (lambda f, r: signed(f.key, _header(kid={"kid": KID}), claims_for(r)), "kid"),
+    "crit naming an extension": (lambda f, r: signed(f.key, _header(crit=["exp"]), claims_for(r)), "crit"),
+    "crit naming b64, which PyJWT knows": (
+        lambda f, r: signed(f.key, _header(crit=["b64"], b64=True), claims_for(r)), "crit"),
+    "empty crit": (lambda f, r: signed(f.key, _header(crit=[]), claims_for(r)), "crit"),
+    "alg not a string": (lambda f, r: signed(f.key, _header(alg=["RS256"]), claims_for(r)), "alg"),
+    "header typ not a string": (lambda f, r: signed(f.key, _header(typ={"t": "JWT"}), claims_for(r)), "typ"),
+    "claims not an object": (lambda f, r: sign(f.key, json.dumps(_header()).encode(), b'["sub"]'), "claims"),
+    "exp a numeric string": (lambda f, r: signed(f.key, _header(), claims_for(r, exp=str(now + 300))), "exp"),
+    "exp NaN": (lambda f, r: signed(f.key, _header(), claims_for(r, exp=float("nan"))), "exp"),
+    "exp past any date": (lambda f, r: signed(f.key, _header(), claims_for(r, exp=10**400)), "exp"),
+    "exp a boolean": (lambda f, r: signed(f.key, _header(), claims_for(r, exp=True)), "exp"),
+    "iat a numeric string": (lambda f, r: signed(f.key, _header(), claims_for(r, iat=str(now))), "iat"),
+    "nbf an object": (lambda f, r: signed(f.key, _header(), claims_for(r, nbf={"at": now})), "nbf"),
+    "aud a number": (lambda f, r: signed(f.key, _header(), claims_for(r, aud=5)), "audience"),
+    "aud a list with a number": (lambda f, r: signed(f.key, _header(), claims_for(r, aud=[r, 5])), "audience"),
+    "iss a list": (lambda f, r: signed(f.key, _header(), claims_for(r, iss=[ISSUER])), "issuer"),
+    "sub a number": (lambda f, r: signed(f.key, _header(), claims_for(r, sub=123)), "sub"),
+    "scope a list": (lambda f, r: signed(f.key, _header(), claims_for(r, scope=["mcp:admin"])), "scope"),
+    "azp an object": (lambda f, r: signed(f.key, _header(), claims_for(r, azp={"id": "x"})), "azp"),
+    "preferred_username a list": (
+        lambda f, r: signed(f.key, _header(), claims_for(r, preferred_username=["alice"])), "preferred_username"),
+    "typ claim a list": (lambda f, r: signed(f.key, _header(), claims_for(r, typ=["Bearer"])), "typ"),
 }

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 import time
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
+from hypothesis import HealthCheck, given, settings
 
+from mcp_server import request
 from mcp_server.jwks import UnknownKey
 from mcp_server.verifier import AccessTokenVerifier, TokenRejected
+from tests.support import jose
 from tests.support.authorization_server import (
     ISSUER,
     FakeAuthorizationServer,
@@ -101,3 +105,50 @@ async def test_key_rotation_empties_the_cache_of_verified_tokens():
         await keys.get("a-kid-that-triggers-a-refresh")
     with pytest.raises(TokenRejected, match="signature"):
         await verifier.verify(token)
+
+
+@pytest.mark.anyio
+async def test_an_unexpected_error_in_verification_is_a_refusal_logged_with_its_traceback(
+    verifier, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+):
+    """The backstop: should a bug raise anything but TokenRejected, the SDK gets None (a 401), not
+    an exception (a 500, and a closed keep-alive connection shared with other callers)."""
+    fake, verifier, _ = verifier
+
+    async def broken(token: str):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(verifier, "_verify_uncached", broken)
+    with caplog.at_level(logging.ERROR, logger="mcp_server.verifier"):
+        assert await verifier.verify_token(mint(fake.key, claims_for(RESOURCE))) is None
+    assert caplog.records[-1].exc_info is not None
+    assert request.rejection() == "could not be verified"
+
+
+FUZZ_AS = FakeAuthorizationServer()
+FUZZ_VERIFIER, _ = make_verifier(FUZZ_AS, make_settings(RESOURCE))
+
+
+@pytest.mark.anyio
+@settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(token=jose.tokens(FUZZ_AS.key, RESOURCE))
+async def test_any_header_and_claims_are_refused_with_a_reason_never_an_error(token: str):
+    """Whatever the JOSE header and the claims hold (any JSON type, size, nesting), the verifier
+    either accepts the token or raises TokenRejected; never another exception, which the SDK's
+    middleware would turn into a 500. The reason goes into a response header: short printable ASCII."""
+    try:
+        verified = await FUZZ_VERIFIER.verify(token)
+    except TokenRejected as exc:
+        reason = str(exc)
+        assert 0 < len(reason) <= 200, reason
+        assert reason.isascii(), reason
+        assert reason.isprintable(), reason
+        assert await FUZZ_VERIFIER.verify_token(token) is None
+        return
+    # Accepted: every claim the server reads has the type it reads it as.
+    claims = verified.claims
+    assert type(claims["exp"]) in (int, float)
+    assert all(isinstance(claims[name], str) for name in ("iss", "sub", "scope", "azp") if name in claims)
+    access = await FUZZ_VERIFIER.verify_token(token)
+    assert access is not None
+    assert access.resource == RESOURCE

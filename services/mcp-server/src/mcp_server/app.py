@@ -1,8 +1,10 @@
 """Assembles the ASGI app: the SDK's MCPServer and auth, plus this project's glue.
 
 Request path, outermost first:
-    AccessLog -> CORS (preflights answered before auth) -> SDK AuthenticationMiddleware (AccessTokenVerifier) -> SDK AuthContext
-    -> ScopeGate (401/403 challenges, per-tool scopes, introspection before privileged tools)
+    AccessLog -> CORS (preflights answered before auth) -> OneCredential (two Authorization headers: 400)
+    -> SDK AuthenticationMiddleware (AccessTokenVerifier) -> SDK AuthContext
+    -> ScopeGate (401/403 challenges, per-tool scopes, introspection before privileged tools; the
+       GET event stream ends at the token's exp, requests run to completion)
     -> SDK RequireAuth -> MCP transport
 """
 
@@ -26,7 +28,7 @@ from starlette.routing import Route
 
 from . import prm, tools
 from .access_log import AccessLog
-from .authorization import ScopeGate
+from .authorization import OneCredential, ScopeGate
 from .client_auth import ClientKeyError, PrivateKeyJWT
 from .config import ConfigurationError, Settings
 from .discovery import AuthorizationServerMetadata
@@ -179,6 +181,12 @@ def create_app(
             max_body_bytes=settings.max_body_bytes,
             introspection=checks,
         )
+    )
+    # Before the SDK's bearer authentication, which would take the first of two Authorization
+    # headers; inside CORS, so a browser page can read the 400.
+    app.user_middleware.insert(
+        0,
+        Middleware(OneCredential, resource_metadata_url=prm.metadata_url(settings), scope=policy.challenge(policy.base)),
     )
     # CORS for clients that run in a browser page: the preflight is answered here, before the
     # bearer check (a preflight carries no credentials, and a 401 to it fails the real request);

@@ -15,9 +15,14 @@ transport. It answers with proper RFC 6750 challenges the SDK does not produce:
 - 400 JSON-RPC parse error for a body it cannot parse (malformed, or nested too deeply to parse);
   413 for a body larger than MCP_MAX_BODY_BYTES. A body the gate did not read never reaches a tool.
 
-And no response outlives the token that authorized it: a stream (the GET event stream, or a
-long POST response) is closed when the token expires (its `exp`, which is also where the SDK's
-bearer check stops accepting it).
+Expiry: a request authorized when it arrived runs to completion, whenever its token expires — a
+`tools/call` cut off at `exp` (after its side effects) and answered 401 would be re-authorized and
+sent again by the client, running the tool twice. Only the GET event stream, which carries no
+request of its own and would otherwise stay open indefinitely, ends at the token's `exp` (where the
+SDK's bearer check, and the verifier, stop accepting it); the client reopens it with a fresh token.
+
+`OneCredential`, in front of the SDK's bearer authentication: a request with more than one
+`Authorization` header is a 400 `invalid_request`.
 """
 
 from __future__ import annotations
@@ -142,13 +147,15 @@ class ScopeGate:
                 request.record_rejection(f"introspection failed: {exc}")
                 await self._send(send, 503, _unavailable_body(sorted(set(privileged))))
                 return
-        await self._until_expiry(user.access_token.expires_at, scope, receive, send)
-
-    async def _until_expiry(self, expires_at: int | None, scope: Scope, receive: Receive, send: Send) -> None:
-        """Run the request, but end it when the token that authorized it expires."""
-        if expires_at is None:
+        if scope["method"] == "GET" and user.access_token.expires_at is not None:
+            await self._stream_until_expiry(user.access_token.expires_at, scope, receive, send)
+        else:
+            # A request (POST) runs to completion: authorized when it arrived, it is answered even
+            # if the token expires meanwhile. No cancel scope, no timer: nothing on the hot path.
             await self.app(scope, receive, send)
-            return
+
+    async def _stream_until_expiry(self, expires_at: int, scope: Scope, receive: Receive, send: Send) -> None:
+        """Run the GET event stream, but end it when the token that opened it expires."""
         started = finished = False
 
         async def tracked(message: Message) -> None:
@@ -203,3 +210,31 @@ async def _buffer(receive: Receive, limit: int) -> tuple[bytes | None, Receive]:
 
     body = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.request")
     return (body if complete and size <= limit else None), replay
+
+
+class OneCredential:
+    """A request carries one credential (RFC 6750 §2.1: one method, one token; RFC 9110 §5.3: a
+    field that is not a list, such as Authorization, appears once). With two Authorization headers
+    the SDK would silently use the first and a proxy or logger might read another: which one
+    counts is not for the server to guess. 400 `invalid_request` (RFC 6750 §3.1: "uses more than
+    one method for including an access token, or is otherwise malformed"), before any token is
+    verified."""
+
+    DESCRIPTION = "more than one Authorization header: send exactly one credential"
+
+    def __init__(self, app: ASGIApp, *, resource_metadata_url: str, scope: str | None) -> None:
+        self.app = app
+        self.resource_metadata_url = resource_metadata_url
+        self.scope = scope
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # ASGI header names are lowercase.
+        if scope["type"] == "http" and sum(name == b"authorization" for name, _ in scope["headers"]) > 1:
+            request.record_rejection("more than one Authorization header")
+            status, headers, body = challenge.response(
+                400, resource_metadata=self.resource_metadata_url, scope=self.scope, error="invalid_request",
+                description=self.DESCRIPTION)
+            await send({"type": "http.response.start", "status": status, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+            return
+        await self.app(scope, receive, send)
