@@ -121,7 +121,8 @@ def test_health_checks(synth: Synthesized):
     assert keycloak["Port"] == 8080  # traffic on 8080; readiness on the management port
     assert keycloak["HealthCheckPath"] == "/health/ready"
     (mcp,) = [g for g in groups if g["Port"] == 8000]
-    assert mcp["HealthCheckPath"] == "/healthz"
+    # Readiness, not liveness: a task without the issuer's signing keys (or draining) gets no traffic.
+    assert mcp["HealthCheckPath"] == "/readyz"
     mcp_attributes = {a["Key"]: a["Value"] for a in mcp["TargetGroupAttributes"]}
     assert mcp_attributes["deregistration_delay.timeout_seconds"] == "60"
     assert mcp_attributes.get("stickiness.enabled", "false") == "false"  # stateless

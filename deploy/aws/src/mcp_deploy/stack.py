@@ -374,7 +374,9 @@ class McpAuthStack(Stack):
         mcp_targets = elbv2.ApplicationTargetGroup(
             self, "McpTargets", vpc=self.vpc, port=MCP_PORT, protocol=elbv2.ApplicationProtocol.HTTP,
             targets=[self.mcp.load_balancer_target(container_name="mcp-server", container_port=MCP_PORT)],
-            health_check=elbv2.HealthCheck(path="/healthz", healthy_http_codes="200", interval=Duration.seconds(10)),
+            # Readiness: 503 while a task holds no signing key of Keycloak (it would 401 every
+            # token) or drains before a stop; /livez would pass in both cases.
+            health_check=elbv2.HealthCheck(path="/readyz", healthy_http_codes="200", interval=Duration.seconds(10)),
             # Stateless: no stickiness. Long enough for in-flight tool calls to finish on scale-in.
             deregistration_delay=Duration.seconds(60),
         )
