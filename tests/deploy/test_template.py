@@ -178,7 +178,8 @@ def test_keycloak_is_clustered_on_aurora_with_the_public_issuer(synth: Synthesiz
     assert settings["KC_PROXY_HEADERS"] == "xforwarded"
     assert "KC_PROXY_TRUSTED_ADDRESSES" in settings  # the VPC's CIDR (a token until deploy)
     assert settings["KC_SPI_CONNECTIONS_HTTP_CLIENT__DEFAULT__PROXY_MAPPINGS"] == ".*;http://egress.mcp.internal:4750"
-    assert keycloak["Command"] == ["start", "--optimized"]
+    # The realm exists at the first start, before the MCP tasks (ready only with its signing keys).
+    assert keycloak["Command"] == ["start", "--optimized", "--import-realm"]
     _, cluster = one(synth, "AWS::RDS::DBCluster")
     assert cluster["Properties"]["Engine"] == "aurora-postgresql"
     assert cluster["Properties"]["StorageEncrypted"] is True

@@ -239,7 +239,11 @@ class McpAuthStack(Stack):
         keycloak_task = self._task("Keycloak", cpu=config.keycloak_cpu, memory=config.keycloak_memory_mib)
         keycloak_task.add_container(
             "keycloak", image=self.images["keycloak"], logging=self._logs("keycloak"),
-            command=["start", "--optimized"],
+            # The realm (production profile) is imported at the first start: Keycloak imports at boot
+            # under its database boot lock, so one task of the cluster does it, and a realm that
+            # exists is never touched (users and DCR/CIMD clients kept). The MCP tasks are ready
+            # only once the realm's signing keys exist, so a first deploy needs it before they start.
+            command=["start", "--optimized", "--import-realm"],
             environment=keycloak_environment, secrets=keycloak_secrets,
             port_mappings=[ecs.PortMapping(container_port=KEYCLOAK_HTTP),
                            ecs.PortMapping(container_port=KEYCLOAK_MANAGEMENT)],
