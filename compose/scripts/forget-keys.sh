@@ -8,12 +8,12 @@ source "$(dirname "$0")/lib.sh"
 compose=(docker compose --project-directory "${ROOT}/compose")
 mapfile -t nodes < <("${compose[@]}" ps --status running --services 2>/dev/null | grep -E '^keycloak(-[0-9]+)?$')
 [ "${#nodes[@]}" -gt 0 ] || exit 0
-secret="$(cat "${STATE}/secrets/keycloak-admin-client-secret")"
+# As the admin client, through kcadm-admin.sh in the container: it reads the client secret from
+# the node's own compose secret, so the secret is on no command line, here or in the container.
 for node in "${nodes[@]}"; do
   for realm in mcp other; do
-    "${compose[@]}" exec -T "$node" /opt/keycloak/bin/kcadm.sh create clear-keys-cache -r "$realm" --no-config \
-      --server http://localhost:8080 --realm master --client sandbox-admin --secret "$secret" >/dev/null \
-      || die "could not clear the key cache of $node (realm $realm)"
+    "${compose[@]}" exec -T "$node" /opt/keycloak/bin/kcadm-admin.sh create clear-keys-cache -r "$realm" >/dev/null \
+      || die "could not clear the key cache of $node (realm $realm); if its image predates kcadm-admin.sh, run make up"
   done
 done
 note "Keycloak (${nodes[*]}) will fetch the new JWKS at the next client assertion"

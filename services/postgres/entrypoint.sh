@@ -16,8 +16,10 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
   echo "host all all 0.0.0.0/0 scram-sha-256" >> "$PGDATA/pg_hba.conf"
   echo "host all all ::/0 scram-sha-256" >> "$PGDATA/pg_hba.conf"
   pg_ctl -D "$PGDATA" -o "-c listen_addresses=''" -w start >/dev/null
-  password="$(tr -d '\n' < "$secret")"
-  psql -v ON_ERROR_STOP=1 -q -d postgres -v pw="$password" <<'SQL'
+  # The password reaches psql in its environment, read with \getenv: never as an argument
+  # (`-v pw=…` would put it on psql's command line, which every process can read).
+  KEYCLOAK_DB_PASSWORD="$(tr -d '\n' < "$secret")" psql -v ON_ERROR_STOP=1 -q -d postgres <<'SQL'
+\getenv pw KEYCLOAK_DB_PASSWORD
 CREATE ROLE keycloak LOGIN PASSWORD :'pw';
 CREATE DATABASE keycloak OWNER keycloak;
 SQL

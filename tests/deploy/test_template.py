@@ -121,7 +121,8 @@ def test_health_checks(synth: Synthesized):
     assert keycloak["Port"] == 8080  # traffic on 8080; readiness on the management port
     assert keycloak["HealthCheckPath"] == "/health/ready"
     (mcp,) = [g for g in groups if g["Port"] == 8000]
-    assert mcp["HealthCheckPath"] == "/healthz"
+    # Readiness, not liveness: a task without the issuer's signing keys (or draining) gets no traffic.
+    assert mcp["HealthCheckPath"] == "/readyz"
     mcp_attributes = {a["Key"]: a["Value"] for a in mcp["TargetGroupAttributes"]}
     assert mcp_attributes["deregistration_delay.timeout_seconds"] == "60"
     assert mcp_attributes.get("stickiness.enabled", "false") == "false"  # stateless
@@ -177,7 +178,8 @@ def test_keycloak_is_clustered_on_aurora_with_the_public_issuer(synth: Synthesiz
     assert settings["KC_PROXY_HEADERS"] == "xforwarded"
     assert "KC_PROXY_TRUSTED_ADDRESSES" in settings  # the VPC's CIDR (a token until deploy)
     assert settings["KC_SPI_CONNECTIONS_HTTP_CLIENT__DEFAULT__PROXY_MAPPINGS"] == ".*;http://egress.mcp.internal:4750"
-    assert keycloak["Command"] == ["start", "--optimized"]
+    # The realm exists at the first start, before the MCP tasks (ready only with its signing keys).
+    assert keycloak["Command"] == ["start", "--optimized", "--import-realm"]
     _, cluster = one(synth, "AWS::RDS::DBCluster")
     assert cluster["Properties"]["Engine"] == "aurora-postgresql"
     assert cluster["Properties"]["StorageEncrypted"] is True

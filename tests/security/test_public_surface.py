@@ -60,10 +60,11 @@ def test_the_admin_console_is_built_out_of_keycloak_itself(compose: DockerCompos
 
 def test_the_admin_password_grant_is_refused_in_master(stack: Stack, compose: DockerCompose):
     """Even with the right admin password, from inside the container (kcadm uses admin-cli's
-    password grant): the realm-wide client policy refuses it."""
-    result = exec_in(compose, "keycloak", "/opt/keycloak/bin/kcadm.sh", "config", "credentials", "--config",
-                     "/tmp/attack.config", "--server", "http://localhost:8080", "--realm", "master", "--user", "admin",
-                     "--password", stack.secret("keycloak-admin-password"))
+    password grant): the realm-wide client policy refuses it. The password goes to kcadm in its
+    environment (KC_CLI_PASSWORD), read from the container's compose secret: on no command line."""
+    login = ('KC_CLI_PASSWORD="$(tr -d \'\\n\' < /run/secrets/keycloak_admin_password)" exec /opt/keycloak/bin/kcadm.sh '
+             "config credentials --config /tmp/attack.config --server http://localhost:8080 --realm master --user admin")
+    result = exec_in(compose, "keycloak", "bash", "-c", login)
     assert result.returncode != 0
     assert "resource owner password credentials grant is prohibited" in result.stdout + result.stderr
 

@@ -16,12 +16,11 @@ ADMIN_CLIENT_ID = "sandbox-admin"
 
 
 def kcadm(compose: DockerCompose, stack: Stack, *args: str) -> str:
-    """Run kcadm.sh inside the Keycloak container (the admin API is not routed publicly)."""
-    stdout, stderr, code = compose.exec_in_container(
-        ["/opt/keycloak/bin/kcadm.sh", *args, "--no-config", "--server", "http://localhost:8080",
-         "--realm", "master", "--client", ADMIN_CLIENT_ID, "--secret", stack.secret("keycloak-admin-client-secret")],
-        service_name="keycloak",
-    )
+    """Run kcadm.sh inside the Keycloak container (the admin API is not routed publicly), as the
+    admin client: kcadm-admin.sh reads the client secret from the container's own compose secret,
+    so it is on no command line, neither the host's `docker compose exec` nor the container's.
+    (`stack` is kept for the callers; the secret no longer comes from it.)"""
+    stdout, stderr, code = compose.exec_in_container(["/opt/keycloak/bin/kcadm-admin.sh", *args], service_name="keycloak")
     assert code == 0, stderr
     return stdout
 

@@ -128,8 +128,9 @@ def test_jwks_is_not_fetched_per_request(running: RunningServer):
     assert running.fake.fetches - before == 0
 
 
-def test_health_endpoint_needs_no_token(running: RunningServer):
-    assert running.client.get("/healthz").json()["status"] == "ok"
+def test_health_endpoints_need_no_token(running: RunningServer):
+    for path in ("/livez", "/readyz", "/healthz"):
+        assert running.client.get(path).json()["status"] == "ok", path
 
 
 def test_responses_carry_a_request_id(running: RunningServer):

@@ -28,6 +28,7 @@ def _process_keeps_serving_streams():
 
 
 def test_sigterm_fails_the_health_check_first_keeps_serving_then_stops(tmp_path: Path):
+    """Readiness fails at once (the balancer moves traffic away); liveness does not."""
     port = free_port()
     fake = FakeAuthorizationServer()
     settings = make_settings(f"http://127.0.0.1:{port}/mcp", client_key_dir=fake.write_client_key(tmp_path))
@@ -42,12 +43,16 @@ def test_sigterm_fails_the_health_check_first_keeps_serving_then_stops(tmp_path:
         time.sleep(0.02)
     with httpx2.Client(base_url=f"http://127.0.0.1:{port}", timeout=5) as client:
         running = RunningServer(f"http://127.0.0.1:{port}", settings.resource_url, fake, client)
-        assert client.get("/healthz").status_code == 200
+        assert client.get("/readyz").status_code == 200
 
         server.handle_exit(signal.SIGTERM, None)
         stopped_at = time.monotonic() + drain.seconds
-        health = client.get("/healthz")
-        assert (health.status_code, health.json()["status"]) == (503, "draining")
+        for path in ("/readyz", "/healthz"):  # /healthz: what balancers checked before /readyz
+            health = client.get(path)
+            assert (health.status_code, health.json()["status"]) == (503, "draining"), path
+        assert "draining" in health.json()["reason"]
+        # Alive all the same: nothing should restart a replica that is stopping on purpose.
+        assert client.get("/livez").json() == {"status": "ok"}
         call = running.call(running.token(), params={"name": "get_time", "arguments": {}})
         assert call.status_code == 200, call.text  # still serving while the balancer moves away
         assert thread.is_alive()

@@ -241,7 +241,11 @@ class McpAuthStack(Stack):
         keycloak_task = self._task("Keycloak", cpu=config.keycloak_cpu, memory=config.keycloak_memory_mib)
         keycloak_task.add_container(
             "keycloak", image=self.images["keycloak"], logging=self._logs("keycloak"),
-            command=["start", "--optimized"],
+            # The realm (production profile) is imported at the first start: Keycloak imports at boot
+            # under its database boot lock, so one task of the cluster does it, and a realm that
+            # exists is never touched (users and DCR/CIMD clients kept). The MCP tasks are ready
+            # only once the realm's signing keys exist, so a first deploy needs it before they start.
+            command=["start", "--optimized", "--import-realm"],
             environment=keycloak_environment, secrets=keycloak_secrets,
             port_mappings=[ecs.PortMapping(container_port=KEYCLOAK_HTTP),
                            ecs.PortMapping(container_port=KEYCLOAK_MANAGEMENT)],
@@ -376,7 +380,9 @@ class McpAuthStack(Stack):
         mcp_targets = elbv2.ApplicationTargetGroup(
             self, "McpTargets", vpc=self.vpc, port=MCP_PORT, protocol=elbv2.ApplicationProtocol.HTTP,
             targets=[self.mcp.load_balancer_target(container_name="mcp-server", container_port=MCP_PORT)],
-            health_check=elbv2.HealthCheck(path="/healthz", healthy_http_codes="200", interval=Duration.seconds(10)),
+            # Readiness: 503 while a task holds no signing key of Keycloak (it would 401 every
+            # token) or drains before a stop; /livez would pass in both cases.
+            health_check=elbv2.HealthCheck(path="/readyz", healthy_http_codes="200", interval=Duration.seconds(10)),
             # Stateless: no stickiness. Long enough for in-flight tool calls to finish on scale-in.
             deregistration_delay=Duration.seconds(60),
         )

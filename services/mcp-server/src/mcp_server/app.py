@@ -22,11 +22,8 @@ from mcp.server.transport_security import TransportSecuritySettings
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
-from starlette.requests import Request
-from starlette.responses import JSONResponse
-from starlette.routing import Route
 
-from . import prm, tools
+from . import health, prm, tools
 from .access_log import AccessLog
 from .authorization import OneCredential, ScopeGate
 from .client_auth import ClientKeyError, PrivateKeyJWT
@@ -163,15 +160,9 @@ def create_app(
         raise ConfigurationError(str(exc)) from None
     checks = introspection_for(settings, policy, http, metadata)
 
-    async def healthz(_: Request) -> JSONResponse:
-        # Unauthenticated, for compose and load-balancer health checks. Says nothing secret.
-        # 503 while draining before a stop: the balancer moves traffic away (shutdown.py).
-        if drain is not None and drain.active:
-            return JSONResponse({"status": "draining"}, status_code=503)
-        return JSONResponse({"status": "ok", "signing_keys": len(keys.kids)})
-
     app = transport_app(server, settings)
-    app.router.routes[0:0] = [*prm.routes(settings, policy), Route("/healthz", healthz, methods=["GET"])]
+    # Liveness (/livez) and readiness (/readyz: a signing key held, not draining): health.py.
+    app.router.routes[0:0] = [*prm.routes(settings, policy), *health.routes(keys, drain)]
     app.user_middleware.append(
         Middleware(
             ScopeGate,

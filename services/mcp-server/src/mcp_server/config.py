@@ -73,7 +73,7 @@ class Settings(BaseSettings):
     cors_allowed_origins: str = "http://localhost:* http://127.0.0.1:* http://[::1]:*"
     # Proxies whose X-Forwarded-* headers are believed (the Caddy front's address).
     trusted_proxies: str = "127.0.0.1"
-    # On SIGTERM, fail /healthz and keep serving this long before stopping, so the load balancer
+    # On SIGTERM, fail /readyz and keep serving this long before stopping, so the load balancer
     # takes the replica out of rotation first (mcp_server/shutdown.py). 0: stop at once.
     shutdown_drain_seconds: float = Field(default=0.0, ge=0, le=300)
     # How long an idle kept-alive connection stays open. Longer than any proxy in front keeps

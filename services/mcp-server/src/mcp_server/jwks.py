@@ -105,6 +105,13 @@ class JWKSCache:
         except KeyError:
             raise UnknownKey(kid) from None
 
+    def refresh_if_empty(self) -> None:
+        """Start a background refresh if no key is held yet (rate-limited like any refresh; inside
+        `running()` only). The readiness check calls it: a replica that started before the AS
+        answered is out of the balancers' rotation, so no token would ever ask for the keys."""
+        if not self._keys and self._tasks is not None:
+            self._start_refresh()
+
     async def warm(self) -> None:
         """Fetch the keys once at startup; failure is logged, not fatal."""
         refreshing = self._start_refresh()

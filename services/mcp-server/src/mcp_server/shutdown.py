@@ -1,6 +1,7 @@
 """A graceful stop behind a load balancer: drain, then stop.
 
-On SIGTERM, the replica first fails its health check (`/healthz` answers 503) but keeps serving.
+On SIGTERM, the replica first fails its readiness check (`/readyz` answers 503; liveness,
+`/livez`, stays 200: health.py) but keeps serving.
 The balancer sees the failure and takes the replica out of its rotation (Caddy within two 2 s
 checks; an ALB at deregistration). Only after `drain_seconds` does uvicorn stop. It then
 finishes the requests in flight and closes idle connections, and by that time no new request is
@@ -22,7 +23,7 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class Drain:
-    """Whether this replica is draining; the health check reads it."""
+    """Whether this replica is draining; the readiness check reads it."""
 
     seconds: float = 0.0
     active: bool = False
