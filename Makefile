@@ -2,6 +2,10 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 export UV_PYTHON_DOWNLOADS := never
+# Compose's own builder, not Bake (its default since Compose 2.37): Bake needs buildx >= 0.17,
+# which distribution-packaged Docker may lack, and builds with whichever buildx builder is
+# current. Compose 2.40 warns that COMPOSE_BAKE=false is deprecated; the scripts keep build output,
+# that warning included, in .local/logs/. (compose/.env carries it too, for every compose call.)
 export COMPOSE_BAKE := false
 # uv trusts the platform store (where a corporate TLS-intercepting CA lives), like pip and curl.
 export UV_SYSTEM_CERTS := true
@@ -33,7 +37,7 @@ ps: ## Show the services and their health
 	@$(COMPOSE) ps
 
 realm-sync: ## Apply services/keycloak/realm/*.json to the running Keycloak, keeping its data (make up does it too); CHECK=1 only lists what would change
-	@$(COMPOSE) --profile realm-sync run --rm --build --no-deps --quiet-build realm-sync $(if $(CHECK),--check /realm)
+	@$(SCRIPTS)/realm-sync.sh $(if $(CHECK),--check /realm)
 
 test: prepare browser interop-clients ## Run the whole suite: unit tests, the real stack (interop included), then the stack tests on TOPOLOGY=ha
 	@$(UV) sync --frozen --quiet
