@@ -72,8 +72,8 @@ lint: ## Lint and type-check the Python code (ruff; mypy, strict for the MCP ser
 test-unit: node-clients ## Only the unit tests (no Docker; Node 22 for the CDK synth in tests/deploy)
 	@$(UV) run --frozen pytest -m "not integration" $(PYTEST_ARGS)
 
-agent: prepare ## Log in through the demo agent in its container (browser on the host); ARGS="call get_time"
-	@$(COMPOSE) --profile agent run --rm --build --service-ports agent $(or $(ARGS),login)
+agent: prepare ## Log in through the demo agent in its container (browser on the host); ARGS="call get_time", ARGS=logout
+	@$(SCRIPTS)/agent.sh $(or $(ARGS),login)
 
 bench: ## Benchmark: tool calls/s with auth vs without vs JWKS-per-request
 	@$(UV) run --frozen python -m tests.bench.tool_call_throughput
