@@ -16,7 +16,7 @@ COMPOSE := docker compose --project-directory compose
 UV = $(shell $(SCRIPTS)/ensure-uv.sh)
 PYTEST_ARGS ?=
 
-.PHONY: help up down clean logs ps realm-sync test test-ha chaos test-remote test-unit interop synth lint agent bench lock rotate-keys prepare docker images env ca keys port browser interop-clients node-clients
+.PHONY: help up down clean logs ps realm-sync test test-ha chaos test-remote test-unit interop synth lint agent bench lock rotate-keys prepare docker images env ca keys port browser interop-clients node-clients inspector
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  \033[1mmake %-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -74,6 +74,9 @@ test-unit: node-clients ## Only the unit tests (no Docker; Node 22 for the CDK s
 
 agent: prepare ## Log in through the demo agent in its container (browser on the host); ARGS="call get_time", ARGS=logout
 	@$(SCRIPTS)/agent.sh $(or $(ARGS),login)
+
+inspector: node-clients ## The MCP Inspector 2.x for the running sandbox (pinned, on Node 22 from tests/interop/node): prints the URL to open and what to type
+	@$(SCRIPTS)/inspector.sh
 
 bench: ## Benchmark: tool calls/s with auth vs without vs JWKS-per-request
 	@$(UV) run --frozen python -m tests.bench.tool_call_throughput
