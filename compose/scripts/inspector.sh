@@ -80,4 +80,9 @@ cat <<MSG
     ${url}
 
 MSG
-wait "$pid"
+status=0
+wait "$pid" || status=$?
+if [ "$status" -ne 0 ]; then
+  tail -n 20 "$LOG" | sed 's/^/      /' >&2
+  die "the Inspector stopped (exit ${status}); the end of its output is above"
+fi
