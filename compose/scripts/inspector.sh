@@ -25,7 +25,7 @@ if (exec 3<>"/dev/tcp/127.0.0.1/${PORT}") 2>/dev/null; then
 fi
 version="$("$NODE" -p 'require(process.argv[1]).version' "${PACKAGE}/package.json")"
 prm="${MCP_RESOURCE_URL%/mcp}/.well-known/oauth-protected-resource/mcp"
-if command -v curl >/dev/null && ! curl -fsS -o /dev/null --max-time 5 --cacert "$CA" "$prm" 2>/dev/null; then
+if command -v curl >/dev/null && ! curl -fsS -o /dev/null --max-time 5 --noproxy "*" --cacert "$CA" "$prm" 2>/dev/null; then
   note "the sandbox does not answer at ${MCP_RESOURCE_URL} (start it with 'make up'); starting the Inspector anyway"
 fi
 
