@@ -2,6 +2,10 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 export UV_PYTHON_DOWNLOADS := never
+# Compose's own builder, not Bake (its default since Compose 2.37): Bake needs buildx >= 0.17,
+# which distribution-packaged Docker may lack, and builds with whichever buildx builder is
+# current. Compose 2.40 warns that COMPOSE_BAKE=false is deprecated; the scripts keep build output,
+# that warning included, in .local/logs/. (compose/.env carries it too, for every compose call.)
 export COMPOSE_BAKE := false
 # uv trusts the platform store (where a corporate TLS-intercepting CA lives), like pip and curl.
 export UV_SYSTEM_CERTS := true
@@ -12,7 +16,7 @@ COMPOSE := docker compose --project-directory compose
 UV = $(shell $(SCRIPTS)/ensure-uv.sh)
 PYTEST_ARGS ?=
 
-.PHONY: help up down clean logs ps realm-sync test test-ha chaos test-remote test-unit interop synth lint agent bench lock rotate-keys prepare docker images env ca keys port browser interop-clients node-clients
+.PHONY: help up down clean logs ps realm-sync test test-ha chaos test-remote test-unit interop synth lint agent bench lock rotate-keys prepare docker images env ca keys port browser interop-clients node-clients inspector
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  \033[1mmake %-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -33,7 +37,7 @@ ps: ## Show the services and their health
 	@$(COMPOSE) ps
 
 realm-sync: ## Apply services/keycloak/realm/*.json to the running Keycloak, keeping its data (make up does it too); CHECK=1 only lists what would change
-	@$(COMPOSE) --profile realm-sync run --rm --build --no-deps --quiet-build realm-sync $(if $(CHECK),--check /realm)
+	@$(SCRIPTS)/realm-sync.sh $(if $(CHECK),--check /realm)
 
 test: prepare browser interop-clients ## Run the whole suite: unit tests, the real stack (interop included), then the stack tests on TOPOLOGY=ha
 	@$(UV) sync --frozen --quiet
@@ -68,8 +72,11 @@ lint: ## Lint and type-check the Python code (ruff; mypy, strict for the MCP ser
 test-unit: node-clients ## Only the unit tests (no Docker; Node 22 for the CDK synth in tests/deploy)
 	@$(UV) run --frozen pytest -m "not integration" $(PYTEST_ARGS)
 
-agent: prepare ## Log in through the demo agent in its container (browser on the host); ARGS="call get_time"
-	@$(COMPOSE) --profile agent run --rm --build --service-ports agent $(or $(ARGS),login)
+agent: prepare ## Log in through the demo agent in its container (browser on the host); ARGS="call get_time", ARGS=logout
+	@$(SCRIPTS)/agent.sh $(or $(ARGS),login)
+
+inspector: node-clients ## The MCP Inspector 2.x for the running sandbox (pinned, on Node 22 from tests/interop/node): prints the URL to open and what to type
+	@$(SCRIPTS)/inspector.sh
 
 bench: ## Benchmark: tool calls/s with auth vs without vs JWKS-per-request
 	@$(UV) run --frozen python -m tests.bench.tool_call_throughput

@@ -85,8 +85,9 @@ build_local() { # build_local KIND
     keycloak) keycloak_tarball ;;
     caddy) caddy_binary ;;
   esac
-  COMPOSE_BAKE=false docker compose --progress=quiet -f "${ROOT}/compose/base-images/compose.yaml" build "$1" \
-    || die "building the local $1 base image failed (rerun with 'docker compose -f compose/base-images/compose.yaml build $1' to see why)"
+  run_logged "${STATE}/logs/base-image-$1.log" "building $2" \
+    env COMPOSE_BAKE=false docker compose --progress=plain -f "${ROOT}/compose/base-images/compose.yaml" build "$1" \
+    || die "building the local $1 base image failed; the end of its log is above"
 }
 
 mkdir -p "$STATE"

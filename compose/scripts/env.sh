@@ -111,5 +111,6 @@ CORS_ORIGIN_REGEX='${CORS_ORIGIN_REGEX}'
 REGISTRATION_RATE_LIMIT=${REGISTRATION_RATE_LIMIT:-30/60}
 HOST_UID=$(id -u)
 HOST_GID=$(id -g)
+# Compose's own builder, not Bake (the Makefile says why).
 COMPOSE_BAKE=false
 ENV

@@ -32,3 +32,57 @@ load_versions() {
     [ -n "${!key:-}" ] || eval "export $line"
   done < "${ROOT}/compose/versions.env"
 }
+
+# run_logged LOG LABEL COMMAND...: COMMAND's output (stdout and stderr) goes to LOG only. On a
+# terminal one line shows LABEL, the seconds so far and the log's latest line, rewritten in
+# place; then one line says how it went (elsewhere: a line before, a line after). On failure the
+# end of the log is shown too.
+run_logged() {
+  local log="$1" label="$2"; shift 2
+  local start=$SECONDS status errexit=0
+  mkdir -p "$(dirname "$log")"
+  case $- in *e*) errexit=1 ;; esac
+  set +e
+  if [ -t 2 ]; then
+    "$@" 2>&1 | _progress_line "$label" "$log" "$start"
+    status=${PIPESTATUS[0]}
+  else
+    note "${label} …"
+    "$@" >"$log" 2>&1
+    status=$?
+  fi
+  [ "$errexit" = 0 ] || set -e
+  local took=$((SECONDS - start)) shown="${log#"$ROOT"/}"
+  if [ "$status" -ne 0 ]; then
+    printf '    %s: \033[1;31mfailed\033[0m after %d s; the end of %s:\n' "$label" "$took" "$shown" >&2
+    tail -n 40 "$log" | sed 's/^/      /' >&2
+    return "$status"
+  fi
+  note "${label}: done in ${took} s (log: ${shown})"
+}
+
+# The terminal line of run_logged; stdin is the command's output, copied to LOG.
+_progress_line() {
+  local label="$1" log="$2" start="$3" line="" partial="" latest="" fd width
+  width=$(( $(tput cols 2>/dev/null || echo 80) - ${#label} - 16 ))
+  [ "$width" -ge 10 ] || width=10
+  exec {fd}>"$log"
+  while :; do
+    if IFS= read -r -t 1 line; then
+      line="${partial}${line}"; partial=""
+      printf '%s\n' "$line" >&"$fd"
+      line="${line//$'\r'/}"
+      # BuildKit's plain lines start with their step number (#12): the rest says what runs.
+      [[ $line =~ ^#[0-9]+\ (.*)$ ]] && line="${BASH_REMATCH[1]}"
+      [ -z "${line// /}" ] || latest="$line"
+    elif [ $? -gt 128 ]; then
+      partial="${partial}${line}"  # a timeout: keep the unfinished line, refresh the clock
+    else
+      [ -z "${partial}${line}" ] || printf '%s\n' "${partial}${line}" >&"$fd"
+      break
+    fi
+    printf '\r\033[K    %s … %d s  %s' "$label" $((SECONDS - start)) "${latest:0:$width}" >&2
+  done
+  exec {fd}>&-
+  printf '\r\033[K' >&2
+}

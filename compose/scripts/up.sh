@@ -4,8 +4,14 @@ source "$(dirname "$0")/lib.sh"
 [ -n "${SANDBOX_ENV_LOADED:-}" ] || exec "$(dirname "$0")/with-env.sh" "$0" "$@"
 cd "$ROOT"
 
+compose=(docker compose --project-directory compose --progress plain)
 step "Building images and starting the stack (first run: a few minutes; later: seconds)"
-if ! docker compose --project-directory compose up --build --wait --wait-timeout 300 --quiet-pull --remove-orphans; then
+# Build and start as two steps, each one line here and its whole output in .local/logs/: `up`
+# then finds every image built and builds nothing.
+run_logged "${STATE}/logs/build.log" "building images" "${compose[@]}" build \
+  || die "an image did not build; the end of its log is above (all of it: .local/logs/build.log)"
+if ! run_logged "${STATE}/logs/up.log" "starting the stack, waiting until healthy" \
+    "${compose[@]}" up --wait --wait-timeout 300 --quiet-pull --remove-orphans; then
   docker compose --project-directory compose ps >&2 || true
   die "the stack did not become healthy; see 'make logs' (or 'make ps' for which service)"
 fi
@@ -14,7 +20,7 @@ fi
 # services/keycloak/realm/*.json reaches the running realm here, users and clients kept.
 step "Applying the realm files to the running Keycloak (realm-sync)"
 # The same command as `make realm-sync`.
-if ! docker compose --project-directory compose --profile realm-sync run --rm --build --no-deps --quiet-build realm-sync; then
+if ! "${ROOT}/compose/scripts/realm-sync.sh"; then
   die "the realm files could not be applied (the reason is above); the stack is up with the previous realm settings"
 fi
 

@@ -87,3 +87,17 @@ def test_cimd_host_serves_json_with_cache_lifetime_and_no_redirect(stack: Stack)
     assert "max-age=300" in response.headers["cache-control"]
     assert len(response.content) < 5000
     assert response.json()["client_id"] == f"{stack.cimd_origin}/agents/demo/metadata.json"
+
+
+def test_every_name_on_the_https_port_sends_one_hsts_header(stack: Stack):
+    """Caddy sets Strict-Transport-Security for every site (services/caddy/Caddyfile), replacing
+    the one Keycloak sends on its pages rather than doubling it (tests/unit/test_caddyfile.py
+    reads the same from the file)."""
+    with stack.client() as client:
+        responses = [client.get(url) for url in public_urls(stack)]
+        responses.append(client.get(f"{stack.issuer}/protocol/openid-connect/auth"))  # a Keycloak page
+        responses.append(client.get(f"{stack.mcp_origin}/", headers={"host": "elsewhere.localhost"}))  # 421
+    assert responses[-1].status_code == 421
+    for response in responses:
+        assert response.headers.get_list("strict-transport-security") == [
+            "max-age=31536000; includeSubDomains"], response.url

@@ -64,12 +64,23 @@ def signer(client_id: str, keys: KeyFile) -> Callable[[str], str]:
     return sign
 
 
-async def print_and_open(url: str, *, open_browser: bool = True) -> None:
+def sign_in_prompt(url: str, *, callback: str | None = None, color: bool = False) -> str:
+    """The sign-in prompt, the URL last: alone on its line (indented, nothing after it, so a
+    terminal selects it whole), after a heading that says where the browser comes back to."""
+    heading = "Open this URL to sign in"
+    if color:
+        heading = f"\033[1m{heading}\033[0m"
+    if callback:
+        heading += f" (your browser comes back to {callback})"
+    return "\n".join(["", heading + ":", "", f"  {url}", ""])
+
+
+async def print_and_open(url: str, *, open_browser: bool = True, callback: str | None = None) -> None:
     """Show the authorization URL and open a browser if there is one (C33: http(s) only, no shell)."""
     parts = urlsplit(url)
     if parts.scheme != "https" and not (parts.scheme == "http" and parts.hostname in ("127.0.0.1", "localhost")):
         raise ValueError(f"refusing to open a non-https authorization URL: {parts.scheme}://{parts.hostname}")
-    print(f"Open this URL to sign in:\n  {url}", file=sys.stderr, flush=True)
+    print(sign_in_prompt(url, callback=callback, color=sys.stderr.isatty()), file=sys.stderr, flush=True)
     if open_browser:
         webbrowser.open(url)
 
@@ -80,10 +91,22 @@ class Login:
 
     registration: str
     client_id: str | None = None
+    # A browser sign-in happened in this run (else stored tokens, refreshed if need be, sufficed).
+    signed_in_now: bool = False
+
+
+def noting_sign_ins(login: Login, show: RedirectHandler) -> RedirectHandler:
+    """`show`, recording in `login` that the user was sent to sign in."""
+
+    async def redirect(url: str) -> None:
+        login.signed_in_now = True
+        await show(url)
+
+    return redirect
 
 
 def _interactive_provider(
-    settings: AgentSettings, storage: FileTokenStorage, chosen: str, redirect: RedirectHandler | None
+    settings: AgentSettings, storage: FileTokenStorage, chosen: str, redirect: RedirectHandler
 ) -> AgentOAuthProvider:
     metadata = OAuthClientMetadata(
         client_name=settings.client_name,
@@ -101,7 +124,7 @@ def _interactive_provider(
         nonlocal listener
         listener = CallbackListener(settings.callback_port, settings.callback_bind).start()
         try:
-            await (redirect or (lambda u: print_and_open(u, open_browser=settings.open_browser)))(url)
+            await redirect(url)
         except BaseException:
             listener.stop()
             raise
@@ -194,13 +217,15 @@ async def connect(
         async with http_client(settings, tracer) as probe:
             chosen = await registration.choose(settings, probe)
     auth: OAuthClientProvider
+    login = Login(registration=chosen)
     if machine:
         auth = _machine_provider(settings, storage)
     else:
         if chosen == "preregistered":
             await _seed_preregistered(storage, settings)
-        auth = _interactive_provider(settings, storage, chosen, redirect)
-    login = Login(registration=chosen)
+        show = redirect or (lambda u: print_and_open(u, open_browser=settings.open_browser,
+                                                     callback=settings.redirect_uri))
+        auth = _interactive_provider(settings, storage, chosen, noting_sign_ins(login, show))
     context = auth.context
     refusals = ScopeRefusals(
         granted=lambda: context.current_tokens.scope if context.current_tokens else None,

@@ -71,20 +71,35 @@ async def run(args: argparse.Namespace, settings: AgentSettings) -> dict[str, An
             out["tool"] = args.name
             out["is_error"] = bool(result.is_error)
             out["result"] = _result(result)
+        out["signed_in_now"] = login.signed_in_now
         return out
+
+
+def user_name(who: dict[str, Any]) -> str:
+    """Who the token speaks for: its preferred_username, else its subject said as such. A token
+    without the `profile` scope has no name in it (the demo agent's CIMD client asks only for the
+    MCP scopes), and a bare UUID would read like an error."""
+    if who.get("username"):
+        return str(who["username"])
+    if who.get("subject"):
+        return f"user {who['subject']} (the token's subject; it carries no user name)"
+    return "nobody (the server saw no token)"
 
 
 def render(out: dict[str, Any]) -> str:
     lines = []
     if "logged_out" in out:
-        return "Logged out." if out["logged_out"] else "Nothing to log out."
+        if out["logged_out"]:
+            return "Logged out: the stored tokens and registration are deleted; the next command signs in through the browser."
+        return "Nothing to log out."
     lines.append(f"client: {out['client_id']} ({out['registration']})")
     who = out.get("whoami")
     if who:
-        lines.append(
-            f"signed in as: {who.get('username') or who.get('subject')}  scopes: {' '.join(who.get('granted_scopes', []))}"
-        )
+        lines.append(f"signed in as: {user_name(who)}  scopes: {' '.join(who.get('granted_scopes', []))}")
         lines.append(f"token audience: {', '.join(who.get('audience') or [])}")
+    if out.get("signed_in_now") is False and out.get("registration") != "client_credentials":
+        # With --trace this is why no discovery or authorization shows: none was needed.
+        lines.append("session: the stored tokens were used, no new sign-in (`logout` forgets them)")
     for tool in out.get("tools", []):
         lines.append(f"  {tool['name']:<14} {tool['description'] or ''}")
     if "tool" in out:
