@@ -9,6 +9,7 @@ from mcp.client import Client
 from mcp.client.streamable_http import streamable_http_client
 from testcontainers.compose import DockerCompose
 
+from tests.support.keycloak import services
 from tests.support.mcp import TOOL_NAMES, rpc
 from tests.support.stack import Stack
 from tests.support.tokens import ADMIN_CLIENT_ID, token
@@ -78,8 +79,10 @@ def test_protected_resource_metadata_as_specified(stack: Stack):
 def test_rejections_are_logged_with_a_reason_and_without_the_token(stack: Stack, compose: DockerCompose):
     access_token = token(stack, scope=None, client_id="mcp-machine-agent-no-audience")
     assert rpc(stack, f"Bearer {access_token}").status_code == 401
+    # Whichever replica answered (two in TOPOLOGY=ha) logged it.
+    replicas = [s for s in services(compose) if s.startswith("mcp-server")]
     logs = subprocess.run(
-        [*compose.docker_compose_command(), "logs", "--no-log-prefix", "--tail=200", "mcp-server"],
+        [*compose.docker_compose_command(), "logs", "--no-log-prefix", "--tail=200", *replicas],
         cwd=compose.context, capture_output=True, text=True, check=True,
     ).stdout
     assert "token rejected: missing claim 'aud'" in logs
