@@ -63,15 +63,21 @@ def settings(realm: Mapping[str, Any]) -> dict[str, Any]:
             and not (isinstance(value, list) and any(isinstance(item, dict) for item in value))}
 
 
-def load(path: Path, values: Mapping[str, str]) -> dict[str, Any]:
-    """One realm file, placeholders filled. Parts of a realm this tool does not apply (groups,
-    client roles, identity providers, flows...) are refused by name, rather than silently ignored."""
+def read(path: Path) -> dict[str, Any]:
+    """A realm file as JSON: an object with a "realm" name, or RealmFileError naming the file."""
     try:
         realm = json.loads(path.read_text())
     except (OSError, ValueError) as error:
         raise RealmFileError(f"{path}: not a readable JSON realm file ({error})") from error
     if not isinstance(realm, dict) or not isinstance(realm.get("realm"), str):
         raise RealmFileError(f"{path}: a realm file is a JSON object with a \"realm\" name")
+    return realm
+
+
+def load(path: Path, values: Mapping[str, str]) -> dict[str, Any]:
+    """One realm file, placeholders filled. Parts of a realm this tool does not apply (groups,
+    client roles, identity providers, flows...) are refused by name, rather than silently ignored."""
+    realm = read(path)
     unsupported = sorted(set(realm) - MANAGED - set(settings(realm)))
     if unsupported:
         raise RealmFileError(

@@ -54,7 +54,7 @@ from typing import Any, NoReturn
 from urllib.parse import quote
 
 from realm_sync.admin import Admin, SyncError
-from realm_sync.realm import RealmFileError, fill
+from realm_sync.realm import RealmFileError, fill, read
 
 __all__ = ["LOGIN_EVENTS", "USED_ATTRIBUTE", "RealmClients", "Reaper", "Rules", "Tally", "forever", "is_registration",
            "read_realm"]
@@ -91,12 +91,7 @@ class RealmClients:
 def read_realm(path: Path, values: Mapping[str, str]) -> RealmClients:
     """The realm's name and declared clientIds, placeholders filled (the MCP server's client is
     `${MCP_RESOURCE_URL}`). Only clientIds are filled: the reaper needs no other secret of the file."""
-    try:
-        realm = json.loads(path.read_text())
-    except (OSError, ValueError) as error:
-        raise RealmFileError(f"{path}: not a readable JSON realm file ({error})") from error
-    if not isinstance(realm, dict) or not isinstance(realm.get("realm"), str):
-        raise RealmFileError(f"{path}: a realm file is a JSON object with a \"realm\" name")
+    realm = read(path)
     clients = realm.get("clients", [])
     if not isinstance(clients, list) or not all(isinstance(c, dict) and isinstance(c.get("clientId"), str) for c in clients):
         raise RealmFileError(f"{path}: clients is a list of objects with a \"clientId\"")
