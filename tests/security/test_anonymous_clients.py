@@ -40,6 +40,9 @@ def clients_named(compose: DockerCompose, stack: Stack, client_id: str) -> list[
     return kcadm_json(compose, stack, "get", "clients", "-r", "mcp", "-q", f"clientId={client_id}", "--fields", "clientId")
 
 
+# Keycloak's reject-request executor, as its error page shows it.
+REFUSED_BY_POLICY = '<p class="instruction">Request not allowed</p>'
+
 GRANTS = {
     "device_grant": "urn:ietf:params:oauth:grant-type:device_code",
     "ciba": "urn:openid:params:grant-type:ciba",
@@ -56,6 +59,7 @@ def test_a_client_nobody_authenticated_may_not_enable_a_grant_without_a_redirect
     with stack.client() as http:
         response = http.get(authorize_url(stack, client_id))
     assert response.status_code == 400, response.text[:300]
+    assert REFUSED_BY_POLICY in response.text  # the reject-request executor of the anonymous-no-* policy
     assert clients_named(compose, stack, client_id) == []  # rolled back
     assert any(e.get("error") == "invalid_request" for e in events(compose, since)), events(compose, since)
 
@@ -69,6 +73,7 @@ def test_token_exchange_for_a_confidential_client_nobody_authenticated_is_refuse
     with stack.client() as http:
         response = http.get(authorize_url(stack, client_id))
     assert response.status_code == 400, response.text[:300]
+    assert REFUSED_BY_POLICY in response.text  # policy anonymous-no-token-exchange, not a parse error
     assert clients_named(compose, stack, client_id) == []
 
 

@@ -20,9 +20,8 @@ import pytest
 from testcontainers.compose import DockerCompose
 
 from tests.support.dcr import INSPECTOR, registered
-from tests.support.edge import GUARD, Limit, Source, docker, edge_sources, registration_limit
+from tests.support.edge import Limit, Source, docker, edge_sources, guard_log, registration_limit
 from tests.support.keycloak import kcadm, kcadm_json
-from tests.support.logs import current
 from tests.support.secrets import remember
 from tests.support.stack import Stack
 
@@ -111,15 +110,7 @@ def assert_cut_at_the_limit(results: list[dict], limit: Limit, source: Source) -
 
 def refusals(compose: DockerCompose, since: datetime) -> list[dict]:
     """The guard's rate-limit refusal lines (one per refused request) logged at or after `since`."""
-    found = []
-    for line in current(compose, GUARD).splitlines():
-        try:
-            entry = json.loads(line)
-        except ValueError:
-            continue
-        if entry.get("msg") == "refused" and datetime.fromisoformat(entry["time"]) >= since:
-            found.append(entry)
-    return found
+    return guard_log(compose, "refused", since)
 
 
 def test_a_registration_burst_from_one_source_stops_at_the_limit_and_others_still_register(

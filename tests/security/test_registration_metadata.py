@@ -23,7 +23,7 @@ import pytest
 from testcontainers.compose import DockerCompose
 
 from tests.support.dcr import INSPECTOR, registered
-from tests.support.edge import GUARD, Request, Source, edge_sources, registration_limit, send
+from tests.support.edge import GUARD, Request, Source, edge_sources, guard_log, registration_limit, send
 from tests.support.keycloak import kcadm, kcadm_json
 from tests.support.logs import current
 from tests.support.secrets import remember
@@ -193,15 +193,7 @@ def test_nothing_the_refused_registrations_asked_for_was_created(refused: Refuse
 
 def test_each_refusal_is_logged_once_with_its_reason_and_without_the_secret(refused: Refused, compose: DockerCompose):
     addresses = {s.address for s in refused.sources}
-    lines = []
-    for line in current(compose, GUARD).splitlines():
-        try:
-            entry = json.loads(line)
-        except ValueError:
-            continue
-        if (entry.get("msg") == "refused metadata" and entry.get("address") in addresses
-                and datetime.fromisoformat(entry["time"]) >= refused.since):
-            lines.append(entry)
+    lines = [e for e in guard_log(compose, "refused metadata", refused.since) if e.get("address") in addresses]
     assert sorted(e["reason"] for e in lines) == sorted(c.reason for c in refused.cases.values())
     assert SECRET not in current(compose, GUARD)
 

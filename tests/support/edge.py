@@ -14,9 +14,11 @@ import subprocess
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 
 from testcontainers.compose import DockerCompose
 
+from tests.support.logs import current
 from tests.support.stack import Stack
 
 GUARD = "registration-guard"  # the compose service; its image has Python (standard library)
@@ -125,3 +127,16 @@ def send(stack: Stack, source: Source, requests: list[Request]) -> list[dict]:
         {"method": r.method, "url": r.url, "headers": r.headers or {},
          "body": None if r.body is None else base64.b64encode(r.body).decode()} for r in requests]}
     return json.loads(docker("exec", "-i", source.name, "python", "-c", SEND, timeout=180, stdin=json.dumps(job)))
+
+
+def guard_log(compose: DockerCompose, message: str, since: datetime) -> list[dict]:
+    """The guard's JSON log entries with `msg` == `message` logged at or after `since`."""
+    found = []
+    for line in current(compose, GUARD).splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if entry.get("msg") == message and datetime.fromisoformat(entry["time"]) >= since:
+            found.append(entry)
+    return found
