@@ -58,7 +58,7 @@ test-remote: browser ## The black-box tests against any deployment, given by MCP
 
 interop: prepare browser interop-clients ## Only the client interop tests (third-party clients, conformance suite); rewrites docs/clients.md
 	@$(UV) sync --frozen --quiet
-	@$(UV) run --frozen pytest -m "interop or matrix" $(PYTEST_ARGS)
+	@$(UV) run --frozen pytest -m "interop or matrix" --clients-doc $(PYTEST_ARGS)
 
 synth: node-clients ## Synthesize the AWS ECS/ALB template (deploy/aws; CONFIG=deploy/aws/config.toml) into deploy/aws/cdk.out
 	@$(UV) sync --frozen --quiet

@@ -5,18 +5,20 @@ A test proves a cell of the matrix by its marker:
     @pytest.mark.matrix("TypeScript SDK", "client credentials")
 
 As a pytest plugin (tests/conftest.py loads it) this records each marked test's outcome into
-.local/interop/results.json, merged with earlier runs, and rewrites docs/clients.md at the end of
-any run that executed a marked test — so `make interop` (the client tests only) and `make test`
-(everything) both keep it current. The page is rendered from that file, the conformance runs'
-summaries (.local/interop/conformance/), the clients' pinned versions (lockfiles) and
-tests/interop/clients.toml (the columns, the rows and the known client-side limits);
-`python -m tests.support.matrix` renders it again without running anything.
+.local/interop/results.json: the outcomes of the last run that executed marked tests, that run's
+alone (a run that executes any replaces the file and the conformance summaries, so the page never
+mixes runs). Only a run given `--clients-doc` (`make interop`) rewrites the tracked
+docs/clients.md; `make test` leaves the checkout as it found it. The page is rendered from that
+file, the conformance runs' summaries (.local/interop/conformance/), the clients' pinned versions
+(lockfiles) and tests/interop/clients.toml (the columns, the rows and the known client-side
+limits); `python -m tests.support.matrix` renders it again without running anything.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -43,6 +45,11 @@ def catalog() -> dict[str, Any]:
 # --- pytest plugin -------------------------------------------------------------------------
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--clients-doc", action="store_true", default=False,
+                     help=f"rewrite {DOC.relative_to(ROOT)} from this run's client matrix results (make interop)")
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     data = catalog()
     flows = set(data["flows"])
@@ -52,6 +59,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             client, flow = mark.args
             if client not in clients or flow not in flows:
                 raise pytest.UsageError(f"{item.nodeid}: matrix({client!r}, {flow!r}) is not in {CATALOG.name}")
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    # After deselection (-m, -k): a run that will execute matrix tests is the one the page
+    # describes, so nothing from earlier runs stays.
+    if any(item.get_closest_marker("matrix") or item.get_closest_marker("interop") for item in session.items) \
+            and not remote():
+        RESULTS.unlink(missing_ok=True)
+        shutil.rmtree(CONFORMANCE, ignore_errors=True)
 
 
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> None:
@@ -70,15 +86,21 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 def pytest_sessionfinish(session: pytest.Session) -> None:
     if not _outcomes or remote():  # the matrix is about this sandbox, not a remote deployment
         return
-    previous = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
-    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    for (client, flow), entries in _outcomes.items():
-        outcomes = {outcome for _, outcome in entries}
-        result = "failed" if "failed" in outcomes else ("skipped" if "skipped" in outcomes else "passed")
-        previous.setdefault(client, {})[flow] = {"result": result, "tests": sorted(n for n, _ in entries), "at": now}
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(previous, indent=2, sort_keys=True) + "\n")
-    DOC.write_text(render())
+    RESULTS.write_text(json.dumps(results(_outcomes, datetime.now(UTC)), indent=2, sort_keys=True) + "\n")
+    if session.config.getoption("--clients-doc"):
+        DOC.write_text(render())
+
+
+def results(outcomes: dict[tuple[str, str], list[tuple[str, str]]], at: datetime) -> dict[str, dict[str, Any]]:
+    """Each cell's result in this run: failed if any of its tests failed, skipped if any skipped."""
+    now = at.strftime("%Y-%m-%d %H:%M UTC")
+    table: dict[str, dict[str, Any]] = {}
+    for (client, flow), entries in outcomes.items():
+        seen = {outcome for _, outcome in entries}
+        result = "failed" if "failed" in seen else ("skipped" if "skipped" in seen else "passed")
+        table.setdefault(client, {})[flow] = {"result": result, "tests": sorted(n for n, _ in entries), "at": now}
+    return table
 
 
 # --- versions --------------------------------------------------------------------------------
