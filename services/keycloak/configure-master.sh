@@ -7,7 +7,7 @@
 # (entrypoint.sh exports it from the compose secret; on AWS, ECS sets it from Secrets Manager). It
 # reaches kcadm in the environment (KC_CLI_CLIENT_SECRET), never as an argument: a command line is
 # readable by every process in the container. The login is kept in a private temporary config
-# file for the three updates, removed on exit (kcadm-admin.sh does the same for one command).
+# file for the three updates, removed on exit (kcadm-admin.sh keeps its own for later commands).
 set -euo pipefail
 : "${KC_BOOTSTRAP_ADMIN_CLIENT_SECRET:?is not set (entrypoint.sh sets it from the keycloak_admin_client_secret secret)}"
 export KC_CLI_CONFIG="$(mktemp -d)/kcadm.config"
