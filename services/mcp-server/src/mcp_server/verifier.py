@@ -39,7 +39,7 @@ ACCESS_TOKEN_TYP_CLAIM = "Bearer"  # noqa: S105  (a claim value, not a secret)
 REQUIRED_CLAIMS = ["exp", "iat", "iss", "aud", "sub"]
 # Claims this server reads besides those PyJWT checks and the scope claim: each, when present,
 # must be a string.
-STRING_CLAIMS = ("azp", "client_id", "preferred_username")
+STRING_CLAIMS = ("azp", "client_id", "cid", "preferred_username")
 BASE64URL = re.compile(r"[A-Za-z0-9_-]+")  # RFC 7515 §2: base64url, no padding
 JSON_TYPES = {str: "string", bool: "boolean", int: "number", float: "number", list: "array", dict: "object",
               type(None): "null"}
@@ -90,7 +90,8 @@ class AccessTokenVerifier(TokenVerifier):
         claims = verified.claims
         return AccessToken(
             token=token,
-            client_id=str(claims.get("azp") or claims.get("client_id") or ""),
+            # RFC 9068 §2.2 `client_id`; Keycloak, Auth0 and Entra ID name the client `azp`, Okta `cid`.
+            client_id=str(claims.get("azp") or claims.get("client_id") or claims.get("cid") or ""),
             scopes=sorted(verified.scopes),
             expires_at=int(claims["exp"]),
             # The `aud` entry that matched, so the SDK's own resource check tests the token itself.
