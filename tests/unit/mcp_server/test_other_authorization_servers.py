@@ -59,7 +59,8 @@ SHAPES: dict[str, tuple[dict[str, Any], dict[str, Any], dict[str, Any], dict[str
          "audience_scope": "", "introspect_privileged": False},
         {"keys": [_jwk(kid="entra-kid", use="sig", x5t="entra-kid", issuer=f"https://login.microsoftonline.com/{ENTRA_TENANT}/v2.0")]},
         {"alg": "RS256", "typ": "JWT", "kid": "entra-kid", "x5t": "entra-kid"},
-        {"iss": f"https://login.microsoftonline.com/{ENTRA_TENANT}/v2.0", "aud": ENTRA_APP, "sub": "AAAAAAAAAAAAAAAAAAAAAIkzqFVrSaSaFHy782bbtaQ",
+        {"iss": f"https://login.microsoftonline.com/{ENTRA_TENANT}/v2.0", "aud": ENTRA_APP,
+         "sub": "AAAAAAAAAAAAAAAAAAAAAIkzqFVrSaSaFHy782bbtaQ",
          "azp": "client-app-id", "scp": "mcp.tools", "tid": ENTRA_TENANT, "oid": "oid-1", "ver": "2.0"},
         ["mcp.tools"],
     ),
@@ -142,7 +143,7 @@ async def test_with_scp_configured_the_scope_claim_grants_nothing():
 async def test_an_algless_key_does_not_verify_another_algorithm():
     """Entra's JWKS names no `alg`: its RSA key serves the allowed RSA algorithms only (here RS256),
     so a token claiming another allowed algorithm that the key's type does not fit is refused."""
-    overrides, jwks, header, claims, _ = SHAPES["entra"]
+    overrides, jwks, _, claims, _ = SHAPES["entra"]
     settings = Settings(resource_url=RESOURCE, **{**overrides, "algorithms": ["RS256", "ES256"]})
     verifier = _verifier(settings, jwks)
     segments = [{"alg": "ES256", "typ": "JWT", "kid": "entra-kid"}, {**claims, "exp": int(time.time()) + 60}]

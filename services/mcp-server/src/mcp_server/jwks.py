@@ -93,9 +93,7 @@ def signing_key(data: Any, algorithms: frozenset[str]) -> SigningKey | None:
     if alg is not None:
         candidates = [alg] if alg in algorithms else []  # RFC 7517 §4.4: the key is for this alg only
     else:
-        kty, curves = data.get("kty"), data.get("crv")
-        candidates = [a for a in sorted(algorithms)
-                      if a in KEY_TYPES and KEY_TYPES[a][0] == kty and (KEY_TYPES[a][1] is None or curves in KEY_TYPES[a][1])]
+        candidates = [a for a in sorted(algorithms) if _fits(a, data.get("kty"), data.get("crv"))]
     verifiers: dict[str, jwt.PyJWK] = {}
     for candidate in candidates:
         try:
@@ -103,6 +101,14 @@ def signing_key(data: Any, algorithms: frozenset[str]) -> SigningKey | None:
         except jwt.PyJWTError as exc:
             log.warning("ignoring unusable JWK %s for %s: %s", kid, candidate, exc)
     return SigningKey(kid, dict(data), verifiers) if verifiers else None
+
+
+def _fits(alg: str, kty: Any, crv: Any) -> bool:
+    """Whether a key of this type (and curve) can sign with `alg` (KEY_TYPES)."""
+    if alg not in KEY_TYPES:
+        return False
+    key_type, curves = KEY_TYPES[alg]
+    return kty == key_type and (curves is None or crv in curves)
 
 
 class JWKSCache:
