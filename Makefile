@@ -16,7 +16,7 @@ COMPOSE := docker compose --project-directory compose
 UV = $(shell $(SCRIPTS)/ensure-uv.sh)
 PYTEST_ARGS ?=
 
-.PHONY: help up down clean logs ps realm-sync test test-ha chaos test-remote test-unit interop synth lint agent bench lock rotate-keys prepare docker images env ca keys port browser interop-clients node-clients inspector
+.PHONY: help up down clean logs ps realm-sync test test-ha chaos test-remote test-unit interop synth lint agent bench lock rotate-keys reload-jwks prepare docker images env ca keys port browser interop-clients node-clients inspector
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  \033[1mmake %-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -91,6 +91,9 @@ lock: ## Re-lock Python dependencies and re-export the services' requirements
 rotate-keys: ## Rotate an agent's signing key (AGENT=demo|machine; the old key stays published)
 	@$(SCRIPTS)/with-env.sh $(UV) run --frozen python -m cimd_host --state .local rotate --agent $(or $(AGENT),demo)
 	@$(SCRIPTS)/with-env.sh $(SCRIPTS)/forget-keys.sh
+
+reload-jwks: ## Make the MCP servers drop a withdrawn realm signing key now (SIGHUP: they fetch the JWKS)
+	@$(SCRIPTS)/with-env.sh $(SCRIPTS)/reload-jwks.sh
 
 # Everything both `up` and `test` need: engine, base images, settings, CA, keys.
 prepare: docker images env ca keys port

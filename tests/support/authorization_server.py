@@ -221,15 +221,35 @@ def running_server(fake: FakeAuthorizationServer, key_dir: Path | None, **overri
 def serve(app: Any, port: int) -> Iterator[None]:
     """Run an ASGI app under uvicorn on loopback in a thread (lifespan included)."""
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("test server did not start")
-        time.sleep(0.02)
+    thread = start_in_thread(server)
     try:
         yield
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+def start_in_thread(server: uvicorn.Server) -> threading.Thread:
+    """Run a uvicorn server in a thread; return once it listens (an event set by its startup, or
+    by its end should it fail to start), never by polling."""
+    done = threading.Event()
+    startup = server.startup
+
+    async def signalling_startup(sockets: Any = None) -> None:
+        try:
+            await startup(sockets=sockets)
+        finally:
+            done.set()
+
+    def run() -> None:
+        try:
+            server.run()
+        finally:
+            done.set()
+
+    server.startup = signalling_startup  # type: ignore[method-assign]
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    if not done.wait(20) or not server.started:
+        raise RuntimeError("test server did not start")
+    return thread

@@ -117,7 +117,11 @@ BAD_TOKENS: dict[str, tuple[Factory, str]] = {
     "aud a list with a number": (lambda f, r: signed(f.key, _header(), claims_for(r, aud=[r, 5])), "audience"),
     "iss a list": (lambda f, r: signed(f.key, _header(), claims_for(r, iss=[ISSUER])), "issuer"),
     "sub a number": (lambda f, r: signed(f.key, _header(), claims_for(r, sub=123)), "sub"),
-    "scope a list": (lambda f, r: signed(f.key, _header(), claims_for(r, scope=["mcp:admin"])), "scope"),
+    # A list of scope tokens is accepted (Okta's `scp`); one whose entries are not scope tokens is not.
+    "scope a list of numbers": (lambda f, r: signed(f.key, _header(), claims_for(r, scope=[1])), "scope"),
+    "scope a list entry holding two scopes": (
+        lambda f, r: signed(f.key, _header(), claims_for(r, scope=["mcp:tools mcp:admin"])), "scope"),
+    "scope an object": (lambda f, r: signed(f.key, _header(), claims_for(r, scope={"mcp:admin": True})), "scope"),
     "azp an object": (lambda f, r: signed(f.key, _header(), claims_for(r, azp={"id": "x"})), "azp"),
     "preferred_username a list": (
         lambda f, r: signed(f.key, _header(), claims_for(r, preferred_username=["alice"])), "preferred_username"),

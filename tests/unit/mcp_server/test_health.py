@@ -6,10 +6,24 @@ test_shutdown.py."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
-from tests.support.authorization_server import FakeAuthorizationServer, RunningServer, running_server
+import httpx2
+import pytest
+
+from mcp_server.app import create_app
+from tests.support.authorization_server import (
+    FakeAuthorizationServer,
+    RunningServer,
+    claims_for,
+    make_settings,
+    make_verifier,
+    mint,
+    running_server,
+)
+from tests.support.clock import Clock
+
+BASE = "http://127.0.0.1:8000"  # make_settings' resource URL: the Host the transport allows
 
 
 def test_a_replica_with_no_signing_key_is_alive_but_not_ready(tmp_path: Path):
@@ -27,21 +41,31 @@ def test_a_replica_with_no_signing_key_is_alive_but_not_ready(tmp_path: Path):
         assert (live.status_code, live.json()["status"]) == (200, "ok")
 
 
-def test_readiness_recovers_once_the_authorization_server_answers_without_any_traffic(tmp_path: Path):
+@pytest.mark.anyio
+async def test_readiness_recovers_once_the_authorization_server_answers_without_any_traffic(tmp_path: Path):
     """An unready replica gets no requests, so no token ever asks for the keys: the readiness
-    probe itself starts the (rate-limited) refresh, and the replica joins the rotation."""
-    fake = FakeAuthorizationServer(down=True)
-    with running_server(fake, tmp_path / "key") as server:
-        assert server.client.get("/readyz").status_code == 503
+    probe itself starts the (rate-limited) refresh, and the replica joins the rotation. In process,
+    on a fake clock: the test waits for the refresh the probe started, not for time to pass."""
+    fake, clock = FakeAuthorizationServer(down=True), Clock()
+    settings = make_settings(client_key_dir=fake.write_client_key(tmp_path / "key"))
+    verifier, keys = make_verifier(fake, settings, clock)
+    app = create_app(settings, http=fake.http(), verifier=verifier)
+    transport = httpx2.ASGITransport(app=app)
+    async with app.router.lifespan_context(app), httpx2.AsyncClient(transport=transport, base_url=BASE) as client:
+        assert (await client.get("/readyz")).status_code == 503  # the first fetch failed at startup
         fake.down = False
-        deadline = time.monotonic() + 15
-        while (ready := server.client.get("/readyz")).status_code != 200:
-            assert time.monotonic() < deadline, ready.json()
-            time.sleep(0.2)
+        clock.now += 2.5  # past the retry delay after that failure
+        assert (await client.get("/readyz")).status_code == 503  # this probe starts the refresh
+        await keys.settle()
+        ready = await client.get("/readyz")
         assert ready.json() == {"status": "ok", "signing_keys": 1}
         assert fake.fetches == 1  # no token asked: the probe alone brought the keys
-        response = server.call(server.token(), params={"name": "get_time", "arguments": {}})
-        assert response.status_code == 200, response.text
+        headers = {"authorization": f"Bearer {mint(fake.key, claims_for(settings.resource_url))}",
+                   "accept": "application/json, text/event-stream", "mcp-protocol-version": "2025-11-25"}
+        call = await client.post("/mcp", headers=headers,
+                                 json={"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                                       "params": {"name": "get_time", "arguments": {}}})
+        assert call.status_code == 200, call.text
 
 
 def test_a_replica_holding_keys_is_ready_and_alive(running: RunningServer):

@@ -3,10 +3,16 @@ and never makes a request with a known kid wait on the network."""
 
 from __future__ import annotations
 
+import json
+import os
+import signal
 import time
 
+import anyio
 import httpx2
+import jwt
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from mcp_server.jwks import JWKSCache, UnknownKey
 from tests.support.authorization_server import ISSUER, JWKS_URL, KID, FakeAuthorizationServer, make_keys, make_settings
@@ -58,7 +64,171 @@ async def test_cached_keys_keep_working_while_the_authorization_server_is_down()
     await keys.get(KID)
     fake.down = True
     clock.now += 3600  # long past max_age: a refresh is attempted and fails
+    attempts = fake.attempts
     assert (await keys.get(KID)).key_id == KID
+    assert fake.attempts == attempts + 1  # the failed refresh did run
+    assert keys.kids == {KID}
+
+
+@pytest.mark.anyio
+async def test_a_failed_background_refresh_keeps_the_cached_keys():
+    """In the server: past max_age a request starts a refresh in the background; it fails (the AS
+    answers 503), and the keys it would have replaced keep verifying."""
+    fake, clock = FakeAuthorizationServer(), Clock()
+    async with cache(fake, clock, max_age=60).running() as keys:
+        await keys.warm()
+        generation = keys.generation
+        fake.down = True
+        clock.now += 61
+        attempts = fake.attempts
+        assert (await keys.get(KID)).key_id == KID  # served at once, refresh started
+        await keys.settle()
+        assert fake.attempts == attempts + 1  # it ran, and failed
+        assert keys.kids == {KID}
+        assert keys.generation == generation
+        assert (await keys.get(KID)).key_id == KID
+
+
+def _jwks_with(fake: FakeAuthorizationServer, **members: object) -> dict:
+    jwk = {**fake.jwks()["keys"][0], **members}
+    return {"keys": [{k: v for k, v in jwk.items() if v is not None}]}
+
+
+def _serving(document: dict) -> httpx2.AsyncClient:
+    return httpx2.AsyncClient(transport=httpx2.MockTransport(lambda request: httpx2.Response(200, json=document)))
+
+
+def _keys_from(document: dict, algorithms: list[str]) -> JWKSCache:
+    return JWKSCache(_serving(document), issuer=ISSUER, jwks_url=JWKS_URL, algorithms=algorithms, min_refresh=30,
+                     max_age=300)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("members", [
+    {"use": "enc"},  # RFC 7517 §4.2: an encryption key, as Keycloak publishes one
+    {"use": "enc", "alg": "RSA-OAEP"},
+    {"key_ops": ["encrypt", "wrapKey"]},  # RFC 7517 §4.3: not for verifying
+    {"key_ops": "verify"},  # not a list
+    {"alg": "PS256"},  # an algorithm not allowed here
+    {"kid": None},
+], ids=["use enc", "use enc with its alg", "key_ops without verify", "key_ops a string", "alg not allowed", "no kid"])
+async def test_keys_not_for_verifying_allowed_signatures_are_never_used(members: dict):
+    fake = FakeAuthorizationServer()
+    keys = _keys_from(_jwks_with(fake, **members), ["RS256"])
+    with pytest.raises(UnknownKey):
+        await keys.get(KID)
+    assert keys.kids == frozenset()
+
+
+@pytest.mark.anyio
+async def test_a_signing_key_with_key_ops_verify_is_used():
+    fake = FakeAuthorizationServer()
+    keys = _keys_from(_jwks_with(fake, key_ops=["verify"]), ["RS256"])
+    assert (await keys.get(KID)).for_algorithm("RS256") is not None
+
+
+@pytest.mark.anyio
+async def test_a_key_without_alg_serves_the_allowed_algorithms_its_type_fits():
+    """RFC 7517 §4.4 makes `alg` optional (Entra ID publishes none): an RSA key serves every allowed
+    RSA algorithm, and no other."""
+    fake = FakeAuthorizationServer()
+    keys = _keys_from(_jwks_with(fake, alg=None), ["RS256", "PS256", "ES256"])
+    key = await keys.get(KID)
+    assert sorted(key.verifiers) == ["PS256", "RS256"]
+    assert key.for_algorithm("ES256") is None
+
+
+@pytest.mark.anyio
+async def test_a_key_with_alg_serves_that_algorithm_only():
+    fake = FakeAuthorizationServer()
+    keys = _keys_from(_jwks_with(fake, alg="RS256"), ["RS256", "PS256"])
+    assert sorted((await keys.get(KID)).verifiers) == ["RS256"]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(("curve", "allowed", "usable"), [
+    (ec.SECP256R1(), ["ES256"], ["ES256"]),
+    (ec.SECP384R1(), ["ES384", "ES256"], ["ES384"]),
+    (ec.SECP384R1(), ["ES256", "RS256"], []),  # the curve fits no allowed algorithm
+])
+async def test_an_ec_key_without_alg_is_used_by_its_curve(curve: ec.EllipticCurve, allowed: list[str], usable: list[str]):
+    jwk = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(ec.generate_private_key(curve).public_key()))
+    keys = _keys_from({"keys": [{**jwk, "kid": "ec", "use": "sig"}]}, allowed)
+    if usable:
+        assert sorted((await keys.get("ec")).verifiers) == usable
+    else:
+        with pytest.raises(UnknownKey):
+            await keys.get("ec")
+
+
+@pytest.mark.anyio
+async def test_an_unchanged_key_stays_the_same_key_across_refreshes():
+    """What the verifier remembers stays valid while the AS publishes the key unchanged."""
+    fake, clock = FakeAuthorizationServer(), Clock()
+    keys = cache(fake, clock, max_age=60)
+    first = await keys.get(KID)
+    generation = keys.generation
+    clock.now += 61
+    await keys.freshen()
+    assert fake.fetches == 2
+    assert keys.current(KID) is first
+    assert keys.generation == generation
+
+
+@pytest.mark.anyio
+async def test_reload_fetches_at_once_whatever_the_rate_limit():
+    """The operator's path after withdrawing a key (SIGHUP): no waiting for max_age or min_refresh."""
+    fake, clock = FakeAuthorizationServer(), Clock()
+    keys = cache(fake, clock)
+    await keys.get(KID)
+    fake.kid = "kid-next"  # the old key withdrawn, a new one published
+    assert await keys.reload()
+    assert keys.kids == {"kid-next"}
+    assert fake.fetches == 2
+
+
+@pytest.mark.anyio
+async def test_a_failed_reload_says_so_and_keeps_the_keys():
+    fake, clock = FakeAuthorizationServer(), Clock()
+    keys = cache(fake, clock)
+    await keys.get(KID)
+    fake.down = True
+    assert not await keys.reload()
+    assert keys.kids == {KID}
+
+
+@pytest.mark.anyio
+async def test_sighup_reloads_the_keys():
+    """`kill -HUP` (docker compose kill -s SIGHUP mcp-server): the running server drops a withdrawn
+    key at once. Signals reach the main thread, where pytest runs this test's event loop."""
+    fake, clock = FakeAuthorizationServer(), Clock()
+    fetched = anyio.Event()
+    serve = fake.handler
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        response = serve(request)
+        if fake.fetches == 2:
+            fetched.set()
+        return response
+
+    keys = cache(fake, clock)
+    keys._http = httpx2.AsyncClient(transport=httpx2.MockTransport(handler))
+    unheard: list[int] = []
+    # Should the cache not listen, the signal lands here (and the wait below times out) instead
+    # of ending the test run: SIGHUP's default action terminates the process.
+    previous = signal.signal(signal.SIGHUP, lambda signum, frame: unheard.append(signum))
+    try:
+        async with keys.running(reload_signal=signal.SIGHUP):
+            await keys.warm()
+            fake.kid = "kid-next"
+            os.kill(os.getpid(), signal.SIGHUP)
+            with anyio.fail_after(5):
+                await fetched.wait()
+                await keys.settle()
+    finally:
+        signal.signal(signal.SIGHUP, previous)
+    assert not unheard
+    assert keys.kids == {"kid-next"}
 
 
 @pytest.mark.anyio
@@ -109,12 +279,13 @@ class HangingAuthorizationServer(FakeAuthorizationServer):
     """Answers until `hang` is set, then never answers (a hung AS, not a failing one)."""
 
     hang: bool = False
+    hung: anyio.Event | None = None  # set when a request starts hanging
 
     async def async_handler(self, request: httpx2.Request) -> httpx2.Response:
-        import anyio
-
         if self.hang:
             self.attempts += 1
+            if self.hung is not None:
+                self.hung.set()
             await anyio.sleep_forever()
         return self.handler(request)
 
@@ -126,12 +297,10 @@ class HangingAuthorizationServer(FakeAuthorizationServer):
 async def test_known_kids_never_wait_on_a_hanging_authorization_server():
     """20 concurrent requests with a cached kid, keys past max_age, AS hanging: each < 100 ms,
     and one background refresh for all of them."""
-    import anyio
-
     fake, clock = HangingAuthorizationServer(), Clock()
     async with cache(fake, clock, max_age=60).running() as keys:
         await keys.get(KID)
-        fake.hang = True
+        fake.hang, fake.hung = True, anyio.Event()
         before = fake.attempts
         clock.now += 3600
         durations: list[float] = []
@@ -146,8 +315,9 @@ async def test_known_kids_never_wait_on_a_hanging_authorization_server():
                 tasks.start_soon(one)
         assert len(durations) == 20
         assert max(durations) < 0.1, durations
-        await anyio.sleep(0.05)
-        assert fake.attempts - before == 1  # one background refresh, still hanging
+        with anyio.fail_after(5):
+            await fake.hung.wait()  # the background refresh reached the AS
+        assert fake.attempts - before == 1  # one refresh for all 20, still hanging
 
 
 @pytest.mark.anyio

@@ -4,7 +4,6 @@ check but keeps answering, and stops only when the drain time is up."""
 from __future__ import annotations
 
 import signal
-import threading
 import time
 from pathlib import Path
 
@@ -15,7 +14,13 @@ from sse_starlette.sse import AppStatus
 
 from mcp_server.app import create_app
 from mcp_server.shutdown import Drain, DrainingServer
-from tests.support.authorization_server import FakeAuthorizationServer, RunningServer, make_settings, make_verifier
+from tests.support.authorization_server import (
+    FakeAuthorizationServer,
+    RunningServer,
+    make_settings,
+    make_verifier,
+    start_in_thread,
+)
 from tests.support.net import free_port
 
 
@@ -36,11 +41,7 @@ def test_sigterm_fails_the_health_check_first_keeps_serving_then_stops(tmp_path:
     drain = Drain(seconds=1.5)
     app = create_app(settings, http=fake.http(), verifier=verifier, drain=drain)
     server = DrainingServer(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None), drain)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        assert thread.is_alive()
-        time.sleep(0.02)
+    thread = start_in_thread(server)
     with httpx2.Client(base_url=f"http://127.0.0.1:{port}", timeout=5) as client:
         running = RunningServer(f"http://127.0.0.1:{port}", settings.resource_url, fake, client)
         assert client.get("/readyz").status_code == 200

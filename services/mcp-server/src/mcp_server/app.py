@@ -11,6 +11,7 @@ Request path, outermost first:
 from __future__ import annotations
 
 import logging
+import signal
 import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -123,6 +124,9 @@ def create_app(
     own_http = http is None
     http = http or http_client(settings)
     metadata = AuthorizationServerMetadata(http, settings.issuer)
+    # SIGHUP reloads the signing keys at once (jwks.py): the operator's path after withdrawing a
+    # key, unreachable from the network. Only for the keys this app fetches itself.
+    reload_signal = signal.SIGHUP if verifier is None else None
     if verifier is None:
         keys = JWKSCache(
             http,
@@ -171,13 +175,15 @@ def create_app(
             policy=policy,
             max_body_bytes=settings.max_body_bytes,
             introspection=checks,
+            generic_errors=settings.generic_errors,
         )
     )
     # Before the SDK's bearer authentication, which would take the first of two Authorization
     # headers; inside CORS, so a browser page can read the 400.
     app.user_middleware.insert(
         0,
-        Middleware(OneCredential, resource_metadata_url=prm.metadata_url(settings), scope=policy.challenge(policy.base)),
+        Middleware(OneCredential, resource_metadata_url=prm.metadata_url(settings), scope=policy.challenge(policy.base),
+                   generic_errors=settings.generic_errors),
     )
     # CORS for clients that run in a browser page: the preflight is answered here, before the
     # bearer check (a preflight carries no credentials, and a 401 to it fails the real request);
@@ -202,7 +208,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(a: Starlette) -> AsyncIterator[None]:
         await tool_table.check()  # deny by default: no tool without a scope declaration
-        async with keys.running():
+        async with keys.running(reload_signal=reload_signal):
             await keys.warm()
             async with inner_lifespan(a):
                 yield

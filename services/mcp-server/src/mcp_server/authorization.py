@@ -44,12 +44,13 @@ from .scopes import ScopePolicy, UndeclaredTool
 PARSE_ERROR = json.dumps({"jsonrpc": "2.0", "id": None, "error": {"code": -32700, "message": "Parse error"}}).encode()
 
 
-def _unavailable_body(tools: list[str]) -> bytes:
-    return json.dumps({
-        "error": "temporarily_unavailable",
-        "error_description": f"{', '.join(tools)} could not be authorized: the authorization server did not answer "
-                             "the token introspection. Try again later.",
-    }).encode()
+def _unavailable_body(tools: list[str], *, generic: bool) -> bytes:
+    return challenge.error_body(
+        "temporarily_unavailable",
+        f"{', '.join(tools)} could not be authorized: the authorization server did not answer the token "
+        "introspection. Try again later.",
+        generic=generic,
+    )
 
 
 def _tool_names(payload: Any) -> Iterable[str]:
@@ -71,9 +72,12 @@ class ScopeGate:
         policy: ScopePolicy,
         max_body_bytes: int,
         introspection: Introspection | None,
+        generic_errors: bool = False,
     ) -> None:
         self.app = app
         self.policy = policy
+        # MCP_GENERIC_ERRORS: answers say generic words, the access log the reason (challenge.py).
+        self.generic_errors = generic_errors
         # None: privileged tools trust the token alone (MCP_INTROSPECT_PRIVILEGED=false).
         self.introspection = introspection
         self.mcp_path = mcp_path
@@ -117,8 +121,10 @@ class ScopeGate:
                     if self.policy.is_privileged(name):
                         privileged.append(name)
             except UndeclaredTool as exc:
-                detail = json.dumps({"error": "access_denied", "error_description": f"no scope policy for tool {exc}"})
-                await self._send(send, 403, detail.encode())
+                request.record_rejection(f"no scope policy for tool {exc}")
+                detail = challenge.error_body("access_denied", f"no scope policy for tool {exc}",
+                                              generic=self.generic_errors)
+                await self._send(send, 403, detail)
                 return
 
         missing = self.policy.missing(needed, user.scopes)
@@ -145,7 +151,7 @@ class ScopeGate:
                 return
             except Unavailable as exc:
                 request.record_rejection(f"introspection failed: {exc}")
-                await self._send(send, 503, _unavailable_body(sorted(set(privileged))))
+                await self._send(send, 503, _unavailable_body(sorted(set(privileged)), generic=self.generic_errors))
                 return
         if scope["method"] == "GET" and user.access_token.expires_at is not None:
             await self._stream_until_expiry(user.access_token.expires_at, scope, receive, send)
@@ -176,7 +182,10 @@ class ScopeGate:
                                   description="Token rejected: expired")
 
     async def _challenge(self, send: Send, status: int, **kwargs: Any) -> None:
-        status, headers, body = challenge.response(status, resource_metadata=self.resource_metadata_url, **kwargs)
+        if kwargs.get("description") and request.rejection() is None:
+            request.record_rejection(kwargs["description"])  # the access log keeps it (a 403's too)
+        status, headers, body = challenge.response(status, resource_metadata=self.resource_metadata_url,
+                                                   generic=self.generic_errors, **kwargs)
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
@@ -222,10 +231,12 @@ class OneCredential:
 
     DESCRIPTION = "more than one Authorization header: send exactly one credential"
 
-    def __init__(self, app: ASGIApp, *, resource_metadata_url: str, scope: str | None) -> None:
+    def __init__(self, app: ASGIApp, *, resource_metadata_url: str, scope: str | None,
+                 generic_errors: bool = False) -> None:
         self.app = app
         self.resource_metadata_url = resource_metadata_url
         self.scope = scope
+        self.generic_errors = generic_errors
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         # ASGI header names are lowercase.
@@ -233,7 +244,7 @@ class OneCredential:
             request.record_rejection("more than one Authorization header")
             status, headers, body = challenge.response(
                 400, resource_metadata=self.resource_metadata_url, scope=self.scope, error="invalid_request",
-                description=self.DESCRIPTION)
+                description=self.DESCRIPTION, generic=self.generic_errors)
             await send({"type": "http.response.start", "status": status, "headers": headers})
             await send({"type": "http.response.body", "body": body})
             return

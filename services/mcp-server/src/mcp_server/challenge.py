@@ -2,11 +2,36 @@
 
 MCP 2026-07-28 wants `resource_metadata` (RFC 9728 §5.1) in every challenge (RS3), and `scope`
 in 401s (RS4, SHOULD; the SDK omits it) and 403s (RS15-RS17).
+
+`error_description` (RFC 6750 §3, RFC 6749 §5.2) is "human-readable ... to assist the client
+developer": in the sandbox it names the precise reason. With `generic` (MCP_GENERIC_ERRORS, for
+production) every answer of one error code says the same words, so a caller probing with crafted
+tokens learns nothing about which check failed; the reason goes to the access log only. The
+`error` code and `scope` stay: clients act on them (RS4, RS16).
 """
 
 from __future__ import annotations
 
 import json
+
+# What an answer says under MCP_GENERIC_ERRORS, per error code.
+GENERIC_DESCRIPTIONS = {
+    "invalid_token": "The access token is invalid or expired.",
+    "insufficient_scope": "The access token lacks a scope this call needs (see the scope parameter).",
+    "invalid_request": "The request is malformed.",
+    "access_denied": "This call is not allowed.",
+    "temporarily_unavailable": "The call could not be authorized now. Try again later.",
+}
+
+
+def describe(error: str, detail: str, *, generic: bool) -> str:
+    """The `error_description` of an answer: the detail, or the generic words for `error`."""
+    return GENERIC_DESCRIPTIONS[error] if generic else detail
+
+
+def error_body(error: str, detail: str, *, generic: bool) -> bytes:
+    """A JSON error body (RFC 6749 §5.2 shape) for answers without a challenge."""
+    return json.dumps({"error": error, "error_description": describe(error, detail, generic=generic)}).encode()
 
 
 def _quote(value: str) -> str:
@@ -41,8 +66,11 @@ def response(
     scope: str | None,
     error: str | None,
     description: str | None,
+    generic: bool = False,
 ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
-    """Status, headers and JSON body of a challenge response."""
+    """Status, headers and JSON body of a challenge response; `generic`: see the module."""
+    if error and description:
+        description = describe(error, description, generic=generic)
     body = json.dumps({"error": error or "unauthorized", "error_description": description or ""}).encode()
     header = www_authenticate(resource_metadata=resource_metadata, scope=scope, error=error, description=description)
     headers = [

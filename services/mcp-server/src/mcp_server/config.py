@@ -7,7 +7,7 @@ from functools import cached_property
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from . import tools
@@ -27,6 +27,12 @@ class Settings(BaseSettings):
     issuer: str = "https://auth.localhost/realms/mcp"
     # The canonical URL of this MCP server: PRM `resource` and the required token audience.
     resource_url: str = "https://mcp.localhost/mcp"
+    # The `aud` a token must carry, where the AS names this server otherwise than by its URL
+    # (Entra ID's v2 tokens: the application's client id). Unset: MCP_RESOURCE_URL.
+    audience: str | None = None
+    # The claim that carries the granted scopes: `scope` (RFC 9068; Keycloak, Auth0, WorkOS) or
+    # `scp` (Entra ID, Okta); a space-separated string or a JSON list of scopes.
+    scope_claim: str = Field(default="scope", min_length=1)
     resource_name: str = "MCP auth sandbox"
     # Where to fetch the signing keys. Unset: discovered from the issuer's RFC 8414 metadata.
     jwks_url: str | None = None
@@ -62,9 +68,10 @@ class Settings(BaseSettings):
     max_body_bytes: int = 1024 * 1024
     # An unknown `kid` triggers at most one JWKS refresh per this interval.
     jwks_min_refresh_seconds: float = 30.0
-    # Cached keys are refreshed in the background of a request after this age; if the
+    # Cached keys are refreshed in the background of a request after this age, so a key the AS
+    # withdrew is trusted at most this long (plus the refresh); SIGHUP reloads at once. If the
     # refresh fails (Keycloak down) the cached keys keep working.
-    jwks_max_age_seconds: float = 3600.0
+    jwks_max_age_seconds: float = Field(default=300.0, gt=0, le=86400)
     # How long a token with an unknown `kid` may wait for the refresh it triggers (known kids never wait).
     jwks_unknown_kid_wait_seconds: float = 3.0
     # Browser origins allowed to call this server cross-origin (CORS) and past the Origin check
@@ -81,6 +88,9 @@ class Settings(BaseSettings):
     # connection, never this server. Otherwise a request sent just as the server closes the
     # connection fails, and a proxy does not retry a POST: a 502 for a tool call that never ran.
     keep_alive_seconds: int = Field(default=310, ge=1)
+    # Production: every error answer carries a generic `error_description` (the same for every
+    # reason); the precise reason goes to the access log only. Off (the sandbox): the answer says it.
+    generic_errors: bool = False
     host: str = "0.0.0.0"  # noqa: S104  (inside its container, reached only through the TLS front)
     port: int = 8000
     log_level: str = "INFO"
@@ -93,6 +103,14 @@ class Settings(BaseSettings):
             scope_token(renamed, "MCP_SCOPE_NAMES")
         return names
 
+    @model_validator(mode="after")
+    def _jwks_bound(self) -> Settings:
+        # The max age is the documented bound on trusting a withdrawn key; a refresh never starts
+        # sooner than the min interval, which would silently become the bound.
+        if self.jwks_max_age_seconds < self.jwks_min_refresh_seconds:
+            raise ValueError("MCP_JWKS_MAX_AGE_SECONDS must not be below MCP_JWKS_MIN_REFRESH_SECONDS")
+        return self
+
     @field_validator("audience_scope")
     @classmethod
     def _audience_scope(cls, value: str) -> str:
@@ -102,6 +120,10 @@ class Settings(BaseSettings):
     def scope_policy(self) -> ScopePolicy:
         """The declared scope vocabulary in the AS's names; `with_tools` adds the tools' needs."""
         return ScopePolicy(tools.SCOPES, audience=self.audience_scope or None, names=self.scope_names)
+
+    @cached_property
+    def expected_audience(self) -> str:
+        return self.audience or self.resource_url
 
     @cached_property
     def own_client_id(self) -> str:

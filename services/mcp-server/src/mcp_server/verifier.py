@@ -1,4 +1,5 @@
-"""Access-token validation: a JWT profile after RFC 9068 and RFC 8725, for Keycloak's tokens.
+"""Access-token validation: a JWT profile after RFC 9068 and RFC 8725, for Keycloak's tokens and
+those of other authorization servers (the scope claim, the audience and the algorithms are settings).
 
 Each check cites what it enforces. A rejected token yields None (the SDK answers 401, RS10) and
 the reason is logged — never the token itself.
@@ -23,7 +24,8 @@ from mcp.server.auth.provider import AccessToken, TokenVerifier
 
 from . import request
 from .config import Settings
-from .jwks import JWKSCache, UnknownKey
+from .jwks import JWKSCache, SigningKey, UnknownKey
+from .scopes import SCOPE_TOKEN
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +37,9 @@ ACCEPTED_HEADER_TYPES = frozenset({"jwt", "at+jwt", "application/at+jwt"})
 # Keycloak's `typ` claim distinguishes access ("Bearer") from ID ("ID") and refresh tokens.
 ACCESS_TOKEN_TYP_CLAIM = "Bearer"  # noqa: S105  (a claim value, not a secret)
 REQUIRED_CLAIMS = ["exp", "iat", "iss", "aud", "sub"]
-# Claims this server reads besides those PyJWT checks: each, when present, must be a string.
-STRING_CLAIMS = ("scope", "azp", "client_id", "preferred_username")
+# Claims this server reads besides those PyJWT checks and the scope claim: each, when present,
+# must be a string.
+STRING_CLAIMS = ("azp", "client_id", "cid", "preferred_username")
 BASE64URL = re.compile(r"[A-Za-z0-9_-]+")  # RFC 7515 §2: base64url, no padding
 JSON_TYPES = {str: "string", bool: "boolean", int: "number", float: "number", list: "array", dict: "object",
               type(None): "null"}
@@ -64,9 +67,10 @@ class AccessTokenVerifier(TokenVerifier):
         self.keys = keys
         self._algorithms = list(settings.algorithms)
         self._clock = clock
-        # digest of the token -> (keys generation, result). Only successes are cached; expiry is
-        # re-checked on every hit, and a change of the key set (rotation) empties it.
-        self._verified: OrderedDict[bytes, tuple[int, Verified]] = OrderedDict()
+        # digest of the token -> (the key that verified it, result). Only successes are cached;
+        # expiry is re-checked on every hit, and what a withdrawn key verified is dropped.
+        self._verified: OrderedDict[bytes, tuple[SigningKey, Verified]] = OrderedDict()
+        self._generation = keys.generation  # of the key set the cache was last swept against
 
     async def verify_token(self, token: str) -> AccessToken | None:
         try:
@@ -86,7 +90,8 @@ class AccessTokenVerifier(TokenVerifier):
         claims = verified.claims
         return AccessToken(
             token=token,
-            client_id=str(claims.get("azp") or claims.get("client_id") or ""),
+            # RFC 9068 §2.2 `client_id`; Keycloak, Auth0 and Entra ID name the client `azp`, Okta `cid`.
+            client_id=str(claims.get("azp") or claims.get("client_id") or claims.get("cid") or ""),
             scopes=sorted(verified.scopes),
             expires_at=int(claims["exp"]),
             # The `aud` entry that matched, so the SDK's own resource check tests the token itself.
@@ -101,19 +106,36 @@ class AccessTokenVerifier(TokenVerifier):
             raise TokenRejected(f"token larger than {s.max_token_bytes} bytes")
         digest = hashlib.sha256(token.encode()).digest()
         hit = self._verified.get(digest)
-        if hit is not None and hit[0] == self.keys.generation:
+        if hit is not None:
+            # A remembered token uses its key as much as a new one: past the JWKS max age this
+            # starts the refresh that notices a withdrawn key (jwks.py), whose tokens are dropped.
+            await self.keys.freshen()
+            if self._generation != self.keys.generation:
+                self._drop_withdrawn()
+                hit = self._verified.get(digest)
+        if hit is not None:
+            # RFC 7519 §4.1.4, strictly (as below): not at `exp`, and no leeway.
             if hit[1].claims["exp"] <= self._clock():
                 del self._verified[digest]
                 raise TokenRejected("expired")
             self._verified.move_to_end(digest)
             return hit[1]
-        verified = await self._verify_uncached(token)
-        self._verified[digest] = (self.keys.generation, verified)
+        key, verified = await self._verify_uncached(token)
+        self._verified[digest] = (key, verified)
         if len(self._verified) > CACHE_SIZE:
             self._verified.popitem(last=False)
         return verified
 
-    async def _verify_uncached(self, token: str) -> Verified:
+    def _drop_withdrawn(self) -> None:
+        """Forget every token verified by a key the AS no longer publishes (or replaced)."""
+        self._generation = self.keys.generation
+        withdrawn = [d for d, (key, _) in self._verified.items() if self.keys.current(key.kid) is not key]
+        for digest in withdrawn:
+            del self._verified[digest]
+        if withdrawn:
+            log.info("dropped %d verified tokens of withdrawn signing keys", len(withdrawn))
+
+    async def _verify_uncached(self, token: str) -> tuple[SigningKey, Verified]:
         s = self._settings
         header = _jose_header(token)
 
@@ -137,17 +159,23 @@ class AccessTokenVerifier(TokenVerifier):
         if not isinstance(kid, str):
             raise TokenRejected("header kid is not a string")  # RFC 7515 §4.1.4
         try:
-            key = await self.keys.get(kid)
+            signing_key = await self.keys.get(kid)
         except UnknownKey:
             raise TokenRejected("signing key unknown to the authorization server") from None
+        # RFC 7517 §4.4, RFC 8725 §3.1: the key must be for this algorithm (its JWK `alg`, or its
+        # key type when the AS publishes none), not only the algorithm be on the allow-list.
+        key = signing_key.for_algorithm(alg)
+        if key is None:
+            raise TokenRejected(f"signing key {_shown(kid)} is not for algorithm {_shown(alg)}")
 
         try:
             claims = jwt.decode(
                 token,
                 key=key,
                 algorithms=[alg],
-                # RS9/RS12, RFC 8707 §2: the audience must be this resource server.
-                audience=s.resource_url,
+                # RS9/RS12, RFC 8707 §2: the audience must be this resource server (its URL, or
+                # the identifier the AS knows it by: MCP_AUDIENCE).
+                audience=s.expected_audience,
                 # RFC 9068 §4: the issuer must match exactly.
                 issuer=s.issuer,
                 # The times are checked below, by type first and on this verifier's clock.
@@ -185,15 +213,27 @@ class AccessTokenVerifier(TokenVerifier):
         typ_claim = claims.get("typ", ACCESS_TOKEN_TYP_CLAIM)
         if typ_claim != ACCESS_TOKEN_TYP_CLAIM:
             raise TokenRejected(f"token typ {_shown(typ_claim)} is not an access token")
-        # The other claims this server reads (the AccessToken, audit, whoami) must be strings:
-        # `scope` is a space-separated string (RFC 9068 §2.2.3, RFC 8693 §4.2), not a list.
+        # The other claims this server reads (the AccessToken, audit, whoami) must be strings.
         for name in STRING_CLAIMS:
             if name in claims and not isinstance(claims[name], str):
                 raise TokenRejected(f"claim {name!r} is not a string")
-        granted = claims.get("scope", "").split()
+        granted = _scopes(claims, s.scope_claim)
         audiences = claims["aud"] if isinstance(claims["aud"], list) else [claims["aud"]]
-        (audience,) = {a for a in audiences if a == s.resource_url}  # PyJWT guaranteed one matches
-        return Verified(claims=claims, scopes=s.scope_policy.expand(granted), audience=audience)
+        (audience,) = {a for a in audiences if a == s.expected_audience}  # PyJWT guaranteed one matches
+        return signing_key, Verified(claims=claims, scopes=s.scope_policy.expand(granted), audience=audience)
+
+
+def _scopes(claims: dict[str, Any], name: str) -> list[str]:
+    """The scopes granted, from the configured claim (MCP_SCOPE_CLAIM): a space-separated string
+    (RFC 9068 §2.2.3 `scope`; Entra ID's `scp`) or a list of scope tokens (Okta's `scp`). Anything
+    else is refused, never stringified: a list of non-strings, or an entry that is not one scope
+    (RFC 6749 §3.3), could smuggle in a scope nobody granted."""
+    value = claims.get(name, "")
+    if isinstance(value, str):
+        return value.split()
+    if isinstance(value, list) and all(isinstance(v, str) and SCOPE_TOKEN.fullmatch(v) for v in value):
+        return list(value)
+    raise TokenRejected(f"claim {name!r} is neither a space-separated string nor a list of scopes")
 
 
 def _jose_header(token: str) -> dict[str, Any]:
