@@ -18,8 +18,16 @@ start_daemon() {
   if [ -d /run/systemd/system ] && command -v systemctl >/dev/null; then
     systemctl start docker
   else
-    # No init system (containers, CI sandboxes): run dockerd detached, log to a file.
-    setsid nohup dockerd >/var/log/mcp-sandbox-dockerd.log 2>&1 < /dev/null &
+    # No init system (containers, CI sandboxes): run dockerd detached, log to a file. It keeps
+    # none of this shell's open files: a daemon that inherited, say, the lock a CI job holds
+    # while it runs `make up` (flock) would hold that lock for as long as it runs.
+    (
+      for fd in /proc/self/fd/*; do
+        fd="${fd##*/}"
+        [ "$fd" -gt 2 ] && eval "exec ${fd}>&-" 2>/dev/null
+      done
+      exec setsid nohup dockerd >/var/log/mcp-sandbox-dockerd.log 2>&1 < /dev/null
+    ) &
   fi
   for _ in $(seq 1 60); do daemon_up && return 0; sleep 1; done
   die "the Docker daemon did not come up in 60 s; see /var/log/mcp-sandbox-dockerd.log"
