@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Print the path of a uv binary pinned for this project, installing it into .local/tools
-# (with pip from PyPI) when it is not there yet. Python for the host-side tools comes from
-# the machine (3.11+); uv is told never to download interpreters.
+# (with pip from PyPI, checked against the hashes in uv-requirements.txt) when it is not there
+# yet. Python for the host-side tools comes from the machine (3.11+); uv is told never to
+# download interpreters.
 source "$(dirname "$0")/lib.sh"
 UV_VERSION=0.13.9
 TOOLS="${STATE}/tools"
@@ -14,6 +15,8 @@ if [ ! -x "$TOOLS/bin/uv" ] || [ "$("$TOOLS/bin/uv" --version | cut -d' ' -f2)" 
     apt_install "python3 -m venv" python3-venv
     python3 -m venv "$TOOLS"
   fi
-  "$TOOLS/bin/pip" install -q "uv==${UV_VERSION}" || die "could not install uv from PyPI"
+  # By hash (uv-requirements.txt lists this version's wheels): what runs is what was checked.
+  "$TOOLS/bin/pip" install -q --require-hashes --no-deps -r "$(dirname "$0")/uv-requirements.txt" \
+    || die "could not install uv ${UV_VERSION} from PyPI with the hashes in compose/scripts/uv-requirements.txt"
 fi
 echo "$TOOLS/bin/uv"

@@ -1,4 +1,4 @@
-// Egress proxy for Keycloak: Stripe's smokescreen (v0.0.4) with one extra rule.
+// Egress proxy for Keycloak: Stripe's smokescreen (v0.1.0) with one extra rule.
 //
 // Keycloak fetches URLs that clients choose (CIMD documents, jwks_uri). smokescreen refuses
 // every destination that resolves to a loopback, private, link-local (cloud metadata), CGNAT or
@@ -24,19 +24,24 @@ import (
 
 // httpsOnly refuses, before any DNS lookup, what is not an HTTPS tunnel to a host name on an
 // allowed port.
-// smokescreen v0.0.4 hands the request to RoleFromRequest only, so the rule lives there; its
-// error is logged ("Unable to get role for request") and the request denied.
+// It lives in RoleFromRequest, which smokescreen calls first for every request: its error is
+// logged ("Unable to get role for request") and the request denied before any DNS lookup.
 func httpsOnly(ports map[string]bool) func(*http.Request) (string, error) {
 	return func(req *http.Request) (string, error) {
 		if req.Method != http.MethodConnect {
 			return "", fmt.Errorf("plain HTTP to %s refused: HTTPS (CONNECT) only", req.Host)
 		}
+		// A client-chosen next hop (smokescreen/goproxy honour X-Upstream-Https-Proxy) would be
+		// dialled without the address checks: refused, whoever sends it.
+		if req.Header.Get("X-Upstream-Https-Proxy") != "" {
+			return "", fmt.Errorf("CONNECT %s refused: X-Upstream-Https-Proxy is not accepted", req.Host)
+		}
 		host, port, err := net.SplitHostPort(req.Host)
 		if err != nil || !ports[port] {
 			return "", fmt.Errorf("CONNECT %s refused: port not in EGRESS_ALLOWED_PORTS", req.Host)
 		}
-		// URLs a client may choose name a host; an IP literal is refused outright (v0.0.4 also
-		// cannot parse IPv6 literals and would drop the connection with a panic).
+		// URLs a client may choose name a host; an IP literal is refused outright, so every
+		// destination goes through the same resolve-then-check path.
 		if net.ParseIP(host) != nil {
 			return "", fmt.Errorf("CONNECT %s refused: IP literal, names only", req.Host)
 		}
@@ -47,7 +52,7 @@ func httpsOnly(ports map[string]bool) func(*http.Request) (string, error) {
 // allowAll is the ACL once httpsOnly has passed a request; the address checks still follow.
 type allowAll struct{}
 
-func (allowAll) Decide(service, host string) (acl.Decision, error) {
+func (allowAll) Decide(acl.DecideArgs) (acl.Decision, error) {
 	return acl.Decision{Result: acl.Allow, Reason: "HTTPS to an allowed port"}, nil
 }
 

@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 from aws_cdk.assertions import Annotations, Match
+from mcp_deploy.components.cimd_host import cimd_build_context
 from mcp_deploy.config import DeployConfig, pinned_versions
-from mcp_deploy.stack import _cimd_build_context
 
 from tests.support.deploy import Synthesized, deploy_config, rendered_state, synthesized
 
@@ -41,7 +42,7 @@ def test_every_suppression_carries_its_reason(synth: Synthesized):
 
 
 def test_the_nag_report_lists_every_rule_as_compliant_or_suppressed(synth: Synthesized):
-    (report,) = synth.outdir.glob("AwsSolutions-*McpAuthStack-NagReport.csv")
+    (report,) = synth.outdir.glob(f"AwsSolutions-*{synth.config.stack_name}-NagReport.csv")
     rows = list(csv.DictReader(report.read_text().splitlines()))
     assert len(rows) > 100
     assert {row["Compliance"] for row in rows} <= {"Compliant", "Suppressed", "UNKNOWN"}
@@ -56,7 +57,9 @@ def test_cfn_lint_passes(synth: Synthesized):
 
 def test_images_are_the_sandboxs_own_dockerfiles(synth: Synthesized):
     images = list(synth.assets["dockerImages"].values())
-    versions = pinned_versions()
+    # The sandbox's pins, each by the digest the config gives it (tests/deploy/test_images.py).
+    versions = {name: f"{ref}@{synth.config.base_image_digests[name]}" for name, ref in pinned_versions().items()
+                if name in synth.config.base_image_digests}
     args = sorted(json.dumps(i["source"].get("dockerBuildArgs", {}), sort_keys=True) for i in images)
     assert args == sorted(json.dumps(a, sort_keys=True) for a in [
         {"KEYCLOAK_IMAGE": versions["KEYCLOAK_IMAGE"], "KC_DB": "postgres", "PYTHON_IMAGE": versions["PYTHON_IMAGE"],
@@ -74,17 +77,46 @@ def test_images_are_the_sandboxs_own_dockerfiles(synth: Synthesized):
 
 def test_the_cimd_image_ships_public_documents_only(tmp_path: Path):
     state = rendered_state()
-    context = _cimd_build_context(state / "cimd-public")
+    context = cimd_build_context(state / "cimd-public")
     assert sorted(p.name for p in (context / "public").rglob("*.json")) == ["jwks.json", "metadata.json"]
     (state / "cimd-public" / "agents" / "demo" / "key.pem").write_text("-----BEGIN PRIVATE KEY-----\n")
     with pytest.raises(ValueError, match="only public JSON documents"):
-        _cimd_build_context(state / "cimd-public")
+        cimd_build_context(state / "cimd-public")
     (state / "cimd-public" / "agents" / "demo" / "key.pem").unlink()
     (state / "cimd-public" / "agents" / "demo" / "leak.json").write_text('{"d": "-----BEGIN PRIVATE KEY-----"}')
     with pytest.raises(ValueError, match="only public JSON documents"):
-        _cimd_build_context(state / "cimd-public")
+        cimd_build_context(state / "cimd-public")
+    (state / "cimd-public" / "agents" / "demo" / "leak.json").unlink()
     with pytest.raises(ValueError, match="render the CIMD documents first"):
-        _cimd_build_context(tmp_path / "missing")
+        cimd_build_context(tmp_path / "missing")
+
+
+@pytest.mark.parametrize(("document", "members"), [
+    ({"keys": [{"kty": "EC", "crv": "P-256", "x": "AA", "y": "AA", "d": "AA"}]}, "['d']"),
+    ({"keys": [{"kty": "RSA", "n": "AA", "e": "AQAB", "d": "AA", "p": "AA", "q": "AA"}]}, "['d', 'p', 'q']"),
+    ({"keys": [{"kty": "oct", "k": "AA"}]}, "['k']"),
+    ({"client_id": "https://cimd.mcp.example.com/agents/demo/metadata.json",
+      "jwks": {"keys": [{"kty": "OKP", "crv": "Ed25519", "x": "AA", "d": "AA"}]}}, "['d']"),
+])
+def test_the_cimd_image_refuses_private_jwks(document: dict, members: str):
+    """A JWK's private members (RFC 7518 §6.2.2, §6.3.2, §6.4.1) are a private key as surely as a
+    PEM block: a JWKS or a metadata document's inline `jwks` that carries one stops the build."""
+    state = rendered_state()
+    leak = state / "cimd-public" / "agents" / "demo" / "jwks.json"
+    leak.write_text(json.dumps(document))
+    with pytest.raises(ValueError, match=re.escape(f"a JWK with private members {members}")):
+        cimd_build_context(state / "cimd-public")
+
+
+def test_the_cimd_image_ships_public_jwks_and_refuses_what_is_not_json():
+    state = rendered_state()
+    public = {"keys": [{"kty": "EC", "crv": "P-256", "x": "AA", "y": "AA", "kid": "k1", "use": "sig"}]}
+    (state / "cimd-public" / "agents" / "demo" / "jwks.json").write_text(json.dumps(public))
+    context = cimd_build_context(state / "cimd-public")
+    assert json.loads((context / "public" / "agents" / "demo" / "jwks.json").read_text()) == public
+    (state / "cimd-public" / "agents" / "demo" / "broken.json").write_text("{not json")
+    with pytest.raises(ValueError, match="not a JSON document"):
+        cimd_build_context(state / "cimd-public")
 
 
 @pytest.mark.parametrize(("change", "message"), [

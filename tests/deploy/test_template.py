@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 
 import pytest
 from aws_cdk.assertions import Match
+from mcp_deploy.config import ROOT
 
 from mcp_server.config import Settings
 from tests.support.deploy import Synthesized, synthesized
@@ -99,8 +102,8 @@ def test_listener_rules_expose_only_the_served_realm_in_this_order(synth: Synthe
     auth, mcp, cimd = "auth.mcp.example.com", "mcp.mcp.example.com", "cimd.mcp.example.com"
     assert found == [
         {"host-header": [auth], "path-pattern": ["/realms/mcp/*", "/resources/*"]},
-        {"host-header": [auth], "path-pattern": ["/.well-known/oauth-authorization-server/realms/mcp",
-                                                 "/.well-known/openid-configuration/realms/mcp"]},
+        {"host-header": [auth], "path-pattern": ["/.well-known/openid-configuration/realms/mcp"]},
+        {"host-header": [auth], "path-pattern": ["/.well-known/oauth-authorization-server/realms/mcp"]},
         {"host-header": [mcp]},
         {"host-header": [cimd]},
     ]
@@ -112,7 +115,34 @@ def test_listener_rules_expose_only_the_served_realm_in_this_order(synth: Synthe
 
 
 def test_no_rule_routes_to_the_management_port(synth: Synthesized):
-    assert [target_port(synth, r) for r in rules(synth)] == [8080, 8080, 8000, 8080]
+    assert [target_port(synth, r) for r in rules(synth)] == [8080, 8080, 8080, 8000, 8080]
+
+
+def test_oidc_path_inserted_discovery_is_rewritten_onto_the_realm_document(synth: Synthesized):
+    """MCP C5's second form, /.well-known/openid-configuration/realms/<realm>, which Keycloak does
+    not serve: the ALB rewrites the path (no redirect a client might not follow) and forwards to
+    Keycloak, as Caddy does in the sandbox. The RFC 8414 form is Keycloak's own and only forwarded."""
+    (rewriting,) = [r for r in rules(synth) if r.get("Transforms")]
+    assert conditions(rewriting) == {"host-header": ["auth.mcp.example.com"],
+                                     "path-pattern": ["/.well-known/openid-configuration/realms/mcp"]}
+    (transform,) = rewriting["Transforms"]
+    assert transform["Type"] == "url-rewrite"
+    (rewrite,) = transform["UrlRewriteConfig"]["Rewrites"]
+    # What the ALB will do to the one path this rule matches, and to nothing else.
+    regex = rewrite["Regex"]
+    assert re.sub(regex, rewrite["Replace"], "/.well-known/openid-configuration/realms/mcp") == \
+        "/realms/mcp/.well-known/openid-configuration"
+    assert not re.search(regex, "/.well-known/openid-configuration/realms/mcpx")
+    assert not re.search(regex, "/.well-known/openid-configuration/realms/master")
+    (action,) = rewriting["Actions"]
+    assert action["Type"] == "forward"
+    assert target_port(synth, rewriting) == 8080
+    # The sandbox answers the same path the same way (services/caddy/Caddyfile).
+    caddyfile = (ROOT / "services" / "caddy" / "Caddyfile").read_text()
+    assert "rewrite @oidc_path_inserted /realms/{re.oidc.1}/.well-known/openid-configuration" in caddyfile
+    (well_known,) = [r for r in rules(synth) if conditions(r).get("path-pattern") ==
+                     ["/.well-known/oauth-authorization-server/realms/mcp"]]
+    assert "Transforms" not in well_known
 
 
 def test_health_checks(synth: Synthesized):
@@ -177,14 +207,16 @@ def test_keycloak_is_clustered_on_aurora_with_the_public_issuer(synth: Synthesiz
     assert settings["KC_HOSTNAME"] == "https://auth.mcp.example.com"
     assert settings["KC_PROXY_HEADERS"] == "xforwarded"
     assert "KC_PROXY_TRUSTED_ADDRESSES" in settings  # the VPC's CIDR (a token until deploy)
-    assert settings["KC_SPI_CONNECTIONS_HTTP_CLIENT__DEFAULT__PROXY_MAPPINGS"] == ".*;http://egress.mcp.internal:4750"
+    assert settings["KC_SPI_CONNECTIONS_HTTP_CLIENT__DEFAULT__PROXY_MAPPINGS"] == ".*;http://egress.mcp-auth-prod.internal:4750"
     # The realm exists at the first start, before the MCP tasks (ready only with its signing keys).
     assert keycloak["Command"] == ["start", "--optimized", "--import-realm"]
     _, cluster = one(synth, "AWS::RDS::DBCluster")
     assert cluster["Properties"]["Engine"] == "aurora-postgresql"
     assert cluster["Properties"]["StorageEncrypted"] is True
     assert cluster["Properties"]["ServerlessV2ScalingConfiguration"] == {"MinCapacity": 0.5, "MaxCapacity": 4}
-    assert cluster["DeletionPolicy"] == "Retain"  # users, consents and clients outlive the stack
+    # Users, consents and clients outlive the stack: deleting it needs deletion protection off
+    # first, and leaves a final snapshot.
+    assert cluster["DeletionPolicy"] == "Snapshot"
     assert cluster["Properties"]["DeletionProtection"] is True
     # Built from the sandbox's own Dockerfile, with the database vendor set at build time.
     images = synth.assets["dockerImages"].values()
@@ -238,6 +270,70 @@ def test_the_realm_comes_from_the_production_profile_of_the_realm_files_by_a_one
     assert "RealmImportCommand" in outputs
 
 
+def test_the_template_imports_and_syncs_the_production_realm(synth: Synthesized, tmp_path):
+    """The realm files' production profile (services/keycloak/realm/profile.py) is what both
+    images carry, and the file the import and realm-sync name is in it: the served realm, with
+    no demo users and none of the sandbox's test-only clients."""
+    profile = ROOT / "services" / "keycloak" / "realm" / "profile.py"
+    source = profile.parent
+    subprocess.run([sys.executable, str(profile), "--profile", "production", str(source), str(tmp_path / "prod")],
+                   check=True)
+    subprocess.run([sys.executable, str(profile), "--profile", "sandbox", str(source), str(tmp_path / "sandbox")],
+                   check=True)
+    production = json.loads((tmp_path / "prod" / "mcp-realm.json").read_text())
+    sandbox = json.loads((tmp_path / "sandbox" / "mcp-realm.json").read_text())
+    assert production["realm"] == "mcp"
+    # No people: only the machine clients' service-account users; the demo users are the sandbox's.
+    assert all("serviceAccountClientId" in u for u in production.get("users", []))
+    demo = {u["username"] for u in sandbox["users"] if "serviceAccountClientId" not in u}
+    assert {"alice", "ada", "nora"} <= demo
+    clients = {c["clientId"] for c in production["clients"]}
+    assert clients < {c["clientId"] for c in sandbox["clients"]}
+    # The files each image renders it into, and the file names the tasks use.
+    keycloak_dockerfile = (ROOT / "services" / "keycloak" / "Dockerfile").read_text()
+    assert 'profile.py --profile "${REALM_PROFILE}" /src /out' in keycloak_dockerfile
+    assert "--from=realm /out/ /opt/keycloak/data/import/" in keycloak_dockerfile
+    realm_sync_dockerfile = (ROOT / "services" / "realm-sync" / "Dockerfile").read_text()
+    assert 'profile.py --profile "${REALM_PROFILE}" /tmp/realm /realm' in realm_sync_dockerfile
+    commands = [d["Properties"]["ContainerDefinitions"][0].get("Command", [])
+                for d in resources(synth, "AWS::ECS::TaskDefinition").values()]
+    assert ["import", "--file", "/opt/keycloak/data/import/mcp-realm.json", "--override", "false"] in commands
+    assert any(c[-1:] == ["/realm/mcp-realm.json"] and "--server" in c for c in commands)
+    builds = [i["source"].get("dockerBuildArgs", {}) for i in synth.assets["dockerImages"].values()]
+    assert sorted(b["REALM_PROFILE"] for b in builds if "REALM_PROFILE" in b) == ["production", "production"]
+
+
+def test_the_mcp_server_answers_generic_rejection_descriptions(synth: Synthesized):
+    assert env(services(synth)["mcp-server"]["container"])["MCP_GENERIC_ERRORS"] == "true"
+
+
+# --- components --------------------------------------------------------------------------------
+
+def test_the_stack_is_composed_of_one_construct_per_component(synth: Synthesized):
+    from mcp_deploy.components.cimd_host import CimdHost
+    from mcp_deploy.components.database import Database
+    from mcp_deploy.components.edge import Edge
+    from mcp_deploy.components.egress import EgressProxy
+    from mcp_deploy.components.keycloak import Keycloak
+    from mcp_deploy.components.mcp_server import McpServer
+    from mcp_deploy.components.network import Network
+    from mcp_deploy.components.operations import Operations
+    from mcp_deploy.components.realm_sync import RealmSync
+
+    kinds = {type(child) for child in synth.stack.node.children}
+    assert {Network, Database, EgressProxy, Keycloak, RealmSync, McpServer, CimdHost, Edge, Operations} <= kinds
+    # The handles the others wire to.
+    for service in (synth.stack.egress, synth.stack.keycloak, synth.stack.mcp, synth.stack.cimd, synth.stack.database):
+        assert service.connections.security_groups, type(service).__name__
+    assert set(synth.stack.edge.target_groups) == {"Keycloak", "Mcp", "Cimd"}
+
+
+def test_suppressions_name_component_handles_not_construct_paths():
+    source = (ROOT / "deploy" / "aws" / "src" / "mcp_deploy" / "suppressions.py").read_text()
+    assert "find_child" not in source
+    assert "add_resource_suppressions_by_path" not in source
+
+
 # --- security groups: Keycloak's only way out is the egress proxy --------------------------------
 
 def group_rules(synth: Synthesized, construct) -> tuple[list[dict], list[dict]]:
@@ -255,7 +351,7 @@ def group_rules(synth: Synthesized, construct) -> tuple[list[dict], list[dict]]:
 
 
 def test_keycloak_has_no_route_to_the_internet_but_the_proxy(synth: Synthesized):
-    _, egress = group_rules(synth, synth.stack.keycloak_sg)
+    _, egress = group_rules(synth, synth.stack.keycloak.security_group)
     assert egress, "no egress rules at all"
     for rule in egress:
         assert rule.get("CidrIp") != "0.0.0.0/0", rule
@@ -263,51 +359,124 @@ def test_keycloak_has_no_route_to_the_internet_but_the_proxy(synth: Synthesized)
     ports = sorted({(r["FromPort"], r.get("Description", "")) for r in egress})
     assert {p for p, _ in ports} == {443, 4750, 5433, 7800, 57800}
     proxy_rules = [r for r in egress if r["FromPort"] == 4750]
-    proxy = {"Fn::GetAtt": [logical_id(synth, synth.stack.egress_sg), "GroupId"]}
+    proxy = {"Fn::GetAtt": [logical_id(synth, synth.stack.egress.security_group), "GroupId"]}
     assert [r["DestinationSecurityGroupId"] for r in proxy_rules] == [proxy]
     https = [r for r in egress if r["FromPort"] == 443]
     assert all("DestinationSecurityGroupId" in r or "DestinationPrefixListId" in r for r in https)
 
 
 def test_only_the_proxy_reaches_the_internet_and_only_on_443(synth: Synthesized):
-    _, egress = group_rules(synth, synth.stack.egress_sg)
+    _, egress = group_rules(synth, synth.stack.egress.security_group)
     internet = [r for r in egress if r.get("CidrIp") == "0.0.0.0/0"]
     assert [(r["FromPort"], r["ToPort"]) for r in internet] == [(443, 443)]
 
 
 def test_the_database_accepts_only_keycloak(synth: Synthesized):
-    ingress, _ = group_rules(synth, synth.stack.database_sg)
+    ingress, _ = group_rules(synth, synth.stack.database.security_group)
     assert [(r["FromPort"], r["SourceSecurityGroupId"]) for r in ingress] == [
-        (5433, {"Fn::GetAtt": [logical_id(synth, synth.stack.keycloak_sg), "GroupId"]})]
+        (5433, {"Fn::GetAtt": [logical_id(synth, synth.stack.keycloak.security_group), "GroupId"]})]
 
 
 def test_realm_changes_reach_the_live_realm_through_a_realm_sync_task(synth: Synthesized):
     """The tool make up runs (services/realm-sync), as a one-off task: the served realm's file only,
-    against one Keycloak task's admin API (keycloak.mcp.internal), secrets from Secrets Manager."""
+    against one Keycloak task's admin API (keycloak.mcp-auth-prod.internal), secrets from Secrets Manager."""
     (definition,) = [d for d in resources(synth, "AWS::ECS::TaskDefinition").values()
                      if d["Properties"]["ContainerDefinitions"][0]["Name"] == "realm-sync"]
     container = definition["Properties"]["ContainerDefinitions"][0]
-    assert container["Command"] == ["--server", "http://keycloak.mcp.internal:8080", "/realm/mcp-realm.json"]
+    assert container["Command"] == ["--server", "http://keycloak.mcp-auth-prod.internal:8080", "/realm/mcp-realm.json"]
     assert {s["Name"] for s in container["Secrets"]} == {"KEYCLOAK_ADMIN_CLIENT_SECRET"}
     assert set(env(container)) == {"MCP_RESOURCE_URL", "CIMD_ORIGIN", "AGENT_CALLBACK_PORT"}
     assert "RealmSyncCommand" in synth.template.to_json()["Outputs"]
     names = {s["Properties"]["Name"] for s in resources(synth, "AWS::ServiceDiscovery::Service").values()}
     assert {"keycloak", "egress"} <= names
     # Its only way anywhere: Keycloak's HTTP port, plus the AWS APIs it starts with.
-    _, egress = group_rules(synth, synth.stack.realm_sync_sg)
-    keycloak = {"Fn::GetAtt": [logical_id(synth, synth.stack.keycloak_sg), "GroupId"]}
+    _, egress = group_rules(synth, synth.stack.realm_sync.security_group)
+    keycloak = {"Fn::GetAtt": [logical_id(synth, synth.stack.keycloak.security_group), "GroupId"]}
     assert [(r["FromPort"], r["DestinationSecurityGroupId"]) for r in egress if r["FromPort"] != 443] == [(8080, keycloak)]
     assert all("DestinationSecurityGroupId" in r or "DestinationPrefixListId" in r for r in egress)
-    ingress, _ = group_rules(synth, synth.stack.keycloak_sg)
-    realm_sync = {"Fn::GetAtt": [logical_id(synth, synth.stack.realm_sync_sg), "GroupId"]}
-    assert sorted(str(r["SourceSecurityGroupId"]) for r in ingress if r["FromPort"] == 8080) == sorted(
-        str(g) for g in ({"Fn::GetAtt": [logical_id(synth, synth.stack.alb_sg), "GroupId"]}, realm_sync))
+
+
+def group_id(synth: Synthesized, group) -> dict:
+    return {"Fn::GetAtt": [logical_id(synth, group), "GroupId"]}
+
+
+def every_rule(synth: Synthesized, direction: str) -> list[dict]:
+    """Every rule of every security group, inline or separate, with the group it belongs to."""
+    kind = {"ingress": "AWS::EC2::SecurityGroupIngress", "egress": "AWS::EC2::SecurityGroupEgress"}[direction]
+    inline = {"ingress": "SecurityGroupIngress", "egress": "SecurityGroupEgress"}[direction]
+    found = [r["Properties"] for r in resources(synth, kind).values()]
+    for gid, group in resources(synth, "AWS::EC2::SecurityGroup").items():
+        found += [{**r, "GroupId": {"Fn::GetAtt": [gid, "GroupId"]}} for r in group["Properties"].get(inline, [])]
+    return found
+
+
+def test_keycloaks_http_port_is_reached_by_the_alb_the_mcp_server_and_realm_sync_only(synth: Synthesized):
+    """Who may open a connection to Keycloak's HTTP port (the admin API is on it): the ALB (which
+    routes no /admin path), the MCP server (JWKS, introspection) and realm-sync. No other group
+    has a rule towards it, in either direction."""
+    stack = synth.stack
+    keycloak = group_id(synth, stack.keycloak.security_group)
+    ingress = [r for r in every_rule(synth, "ingress") if r["GroupId"] == keycloak and r["FromPort"] <= 8080 <= r["ToPort"]]
+    allowed = [group_id(synth, g) for g in (stack.edge.security_group, stack.mcp.security_group,
+                                            stack.realm_sync.security_group)]
+    assert sorted(map(str, (r["SourceSecurityGroupId"] for r in ingress))) == sorted(map(str, allowed))
+    towards = [r for r in every_rule(synth, "egress")
+               if r.get("DestinationSecurityGroupId") == keycloak and r["FromPort"] <= 8080 <= r["ToPort"]]
+    assert sorted(map(str, (r["GroupId"] for r in towards))) == sorted(map(str, allowed))
+
+
+def test_only_keycloak_and_realm_sync_hold_the_admin_client_secret(synth: Synthesized):
+    """The admin API needs the bootstrap service-account's secret: only Keycloak (which creates
+    the client) and realm-sync are handed it."""
+    secret = logical_id(synth, synth.stack.keycloak.admin_client_secret)
+    holders = sorted(container["Name"] for definition in resources(synth, "AWS::ECS::TaskDefinition").values()
+                     for container in definition["Properties"]["ContainerDefinitions"]
+                     if any(secret in json.dumps(s["ValueFrom"]) for s in container.get("Secrets", [])))
+    assert holders == ["keycloak", "realm-sync"]
+
+
+def test_the_mcp_server_reaches_keycloak_through_service_discovery_and_nothing_on_the_internet(synth: Synthesized):
+    container = services(synth)["mcp-server"]["container"]
+    settings = env(container)
+    origin = "http://keycloak.mcp-auth-prod.internal:8080/realms/mcp"
+    assert settings["MCP_JWKS_URL"] == f"{origin}/protocol/openid-connect/certs"
+    assert settings["MCP_INTROSPECTION_URL"] == f"{origin}/protocol/openid-connect/token/introspect"
+    # The issuer stays public: it is what tokens carry and what the introspection assertion names.
+    assert settings["MCP_ISSUER"] == "https://auth.mcp.example.com/realms/mcp"
+    names = {s["Properties"]["Name"] for s in resources(synth, "AWS::ServiceDiscovery::Service").values()}
+    assert "keycloak" in names
+    _, egress = group_rules(synth, synth.stack.mcp.security_group)
+    assert egress
+    for rule in egress:
+        assert "CidrIp" not in rule, rule
+        assert "CidrIpv6" not in rule, rule
+    to_groups = {(r["FromPort"], json.dumps(r["DestinationSecurityGroupId"])) for r in egress
+                 if "DestinationSecurityGroupId" in r}
+    assert to_groups == {(8080, json.dumps(group_id(synth, synth.stack.keycloak.security_group))),
+                         (443, json.dumps(group_id(synth, synth.stack.network.endpoints)))}
+    assert [r["DestinationPrefixListId"] for r in egress if "DestinationPrefixListId" in r] == ["pl-6da54004"]
+
+
+def test_the_cimd_host_reaches_only_the_aws_apis_it_starts_with(synth: Synthesized):
+    _, egress = group_rules(synth, synth.stack.cimd.security_group)
+    assert egress
+    for rule in egress:
+        assert "CidrIp" not in rule, rule
+        assert "CidrIpv6" not in rule, rule
+        assert rule["FromPort"] == 443
+    assert [r["DestinationSecurityGroupId"] for r in egress if "DestinationSecurityGroupId" in r] == [
+        group_id(synth, synth.stack.network.endpoints)]
+
+
+def test_no_group_but_the_egress_proxy_reaches_the_internet(synth: Synthesized):
+    internet = [r for r in every_rule(synth, "egress") if r.get("CidrIp") == "0.0.0.0/0" or "CidrIpv6" in r]
+    assert [r["GroupId"] for r in internet] == [group_id(synth, synth.stack.egress.security_group)]
 
 
 def test_the_management_port_is_reachable_only_from_the_alb(synth: Synthesized):
-    ingress, _ = group_rules(synth, synth.stack.keycloak_sg)
+    ingress, _ = group_rules(synth, synth.stack.keycloak.security_group)
     management = [r for r in ingress if r["FromPort"] == 9000]
-    alb = {"Fn::GetAtt": [logical_id(synth, synth.stack.alb_sg), "GroupId"]}
+    alb = {"Fn::GetAtt": [logical_id(synth, synth.stack.edge.security_group), "GroupId"]}
     assert [r["SourceSecurityGroupId"] for r in management] == [alb]
 
 
@@ -337,6 +506,23 @@ def test_waf_rate_limits_the_token_and_registration_endpoints(synth: Synthesized
     assert scoped == {"token-endpoint": "/realms/mcp/protocol/openid-connect/token",
                       "client-registration": "/realms/mcp/clients-registrations/"}
     one(synth, "AWS::WAFv2::WebACLAssociation")
+
+
+def test_waf_matches_the_path_keycloak_routes_not_the_bytes_sent(synth: Synthesized):
+    """`/realms/mcp/./protocol/…`, `//realms/mcp/…`, `%2e` and `%2F` variants reach the same
+    Keycloak endpoint (it decodes and normalizes before routing): each rule decodes, then
+    normalizes the path (`//`, `.` and `..` segments), then lowercases, before it matches."""
+    _, acl = one(synth, "AWS::WAFv2::WebACL")
+    for rule in acl["Properties"]["Rules"]:
+        match = rule["Statement"]["RateBasedStatement"]["ScopeDownStatement"]["ByteMatchStatement"]
+        assert match["FieldToMatch"] == {"UriPath": {}}
+        assert match["PositionalConstraint"] == "STARTS_WITH"
+        steps = sorted(match["TextTransformations"], key=lambda t: t["Priority"])
+        assert [t["Type"] for t in steps] == ["URL_DECODE", "NORMALIZE_PATH", "LOWERCASE"], rule["Name"]
+        assert len({t["Priority"] for t in steps}) == 3
+        assert match["SearchString"] == match["SearchString"].lower()  # compared after LOWERCASE
+        assert rule["Action"] == {"Block": {}}
+        assert rule["Statement"]["RateBasedStatement"]["AggregateKeyType"] == "IP"
 
 
 def test_waf_is_optional():
@@ -371,7 +557,7 @@ def test_unused_anonymous_registrations_are_reaped_on_a_schedule(synth: Synthesi
     (target,) = rule["Properties"]["Targets"]
     overrides = json.loads(target["Input"])["containerOverrides"]
     assert overrides == [{"name": "realm-sync", "command": [
-        "reap", "--older-than", "3600", "--server", "http://keycloak.mcp.internal:8080", "/realm/mcp-realm.json"]}]
+        "reap", "--older-than", "3600", "--server", "http://keycloak.mcp-auth-prod.internal:8080", "/realm/mcp-realm.json"]}]
     network = target["EcsParameters"]["NetworkConfiguration"]["AwsVpcConfiguration"]
-    assert network["SecurityGroups"] == [{"Fn::GetAtt": [logical_id(synth, synth.stack.realm_sync_sg), "GroupId"]}]
+    assert network["SecurityGroups"] == [{"Fn::GetAtt": [logical_id(synth, synth.stack.realm_sync.security_group), "GroupId"]}]
     assert network["AssignPublicIp"] == "DISABLED"

@@ -191,6 +191,17 @@ def test_egress_refuses_plain_http_even_to_the_front(compose: DockerCompose):
     assert decisions[0].proxy_type == "http"
 
 
+def test_egress_refuses_a_client_chosen_next_hop(stack: Stack, compose: DockerCompose):
+    """smokescreen dials a next hop named in X-Upstream-Https-Proxy without checking its address;
+    the proxy's own rule refuses any request carrying it, even to the one allowed destination."""
+    front = f"cimd.localhost:{stack.env['HTTPS_PORT']}"
+    since = egress.now()
+    (answer,) = egress.ask(compose, f"CONNECT {front} HTTP/1.1\r\nHost: {front}\r\n"
+                                    "X-Upstream-Https-Proxy: http://keycloak:9000\r\n\r\n")
+    assert " 200 " not in answer, answer
+    refused_everywhere(egress.wait_for(compose, since, front), front)
+
+
 KEYCLOAK_DIRECT = """
 for target in cimd-host/8080 mcp-server/8000 egress/4750 pypi.org/443 1.1.1.1/443; do
   if timeout 3 bash -c "exec 3<>/dev/tcp/${target}" 2>/dev/null; then echo "open ${target}"; else echo "closed ${target}"; fi

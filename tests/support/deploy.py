@@ -11,7 +11,7 @@ from pathlib import Path
 
 from aws_cdk.assertions import Template
 from mcp_deploy.app import build, stack_of
-from mcp_deploy.config import DeployConfig
+from mcp_deploy.config import BASE_IMAGES, DeployConfig
 
 
 def deploy_config(state: Path, **overrides: object) -> DeployConfig:
@@ -19,6 +19,9 @@ def deploy_config(state: Path, **overrides: object) -> DeployConfig:
         "domain": "mcp.example.com", "hosted_zone_id": "Z0123456789ABCDEFGHIJ", "hosted_zone_name": "example.com",
         "s3_prefix_list_id": "pl-6da54004", "cimd_state_dir": str(state), "region": "eu-west-1",
         "alarm_email": "oncall@example.com", "mcp_client_key_secret": "mcp-server-client-key",
+        # Digests of the shape an operator pins (docker buildx imagetools inspect): synthesis only
+        # hashes the build contexts, it never pulls them.
+        "base_image_digests": {name: "sha256:" + f"{i}" * 64 for i, name in enumerate(BASE_IMAGES, 1)},
     }
     return DeployConfig(**{**values, **overrides})  # type: ignore[arg-type]
 
@@ -43,16 +46,18 @@ class Synthesized:
 
     @property
     def template_file(self) -> Path:
-        return self.outdir / "McpAuthStack.template.json"
+        return self.outdir / f"{self.config.stack_name}.template.json"
 
     @property
     def assets(self) -> dict:
-        return json.loads((self.outdir / "McpAuthStack.assets.json").read_text())
+        return json.loads((self.outdir / f"{self.config.stack_name}.assets.json").read_text())
 
 
 @cache
 def synthesized(**overrides: object) -> Synthesized:
-    config = deploy_config(rendered_state(), **overrides)
+    """Cached per overrides, so mapping settings come as tuples of pairs (hashable)."""
+    settings = {k: dict(v) if isinstance(v, tuple) else v for k, v in overrides.items()}  # type: ignore[call-overload]
+    config = deploy_config(rendered_state(), **settings)
     outdir = Path(tempfile.mkdtemp(prefix="cdk-out-"))
     app = build(config, outdir=str(outdir))
     stack = stack_of(app)

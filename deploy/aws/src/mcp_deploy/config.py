@@ -15,6 +15,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[4]
 VERSIONS = ROOT / "compose" / "versions.env"
+# The image policy's vocabulary (images.py); here because the config validates against it.
+BASE_IMAGES = ("KEYCLOAK_IMAGE", "CADDY_IMAGE", "PYTHON_IMAGE")
+SERVICES = ("keycloak", "egress", "mcp-server", "cimd-host", "realm-sync")
+DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+ECR_BY_DIGEST = re.compile(
+    r"^(?P<account>\d{12})\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.amazonaws\.com/(?P<repository>[a-z0-9._/-]+)"
+    r"@(?P<digest>sha256:[0-9a-f]{64})$")
 HOSTNAME = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 
 
@@ -75,6 +82,26 @@ class DeployConfig:
     agent_callback_port: int = 8976
     alarm_email: str | None = None
     tags: dict[str, str] = field(default_factory=lambda: {"project": "mcp-auth-stack"})
+    # The stage this config deploys: the stack is `mcp-auth-<stage>`, and every name the template
+    # sets (database cluster, service discovery namespace, WAF metrics) derives from it, so
+    # stages share an account and region without colliding.
+    stage: str = "prod"
+    # Off only to delete the stage on purpose (deploy with false, then `cdk destroy`); deleting
+    # the stack leaves a final snapshot of the database either way.
+    database_deletion_protection: bool = True
+    # Start the database from this snapshot (identifier or ARN), e.g. the final snapshot a
+    # deleted stage left: the way to reattach a stage's users and clients after a redeploy.
+    database_snapshot: str | None = None
+    # The base images (compose/versions.env) pinned by digest for the images cdk deploy builds:
+    # {KEYCLOAK_IMAGE = "sha256:…", CADDY_IMAGE = "sha256:…", PYTHON_IMAGE = "sha256:…"}.
+    base_image_digests: dict[str, str] = field(default_factory=dict)
+    # Service images built elsewhere (e.g. by CI after `make test`), deployed by digest instead of
+    # built: {"mcp-server" = "<account>.dkr.ecr.<region>.amazonaws.com/<repo>@sha256:…", …}.
+    images: dict[str, str] = field(default_factory=dict)
+    # Build on base images not pinned by digest, including the sandbox's local stand-ins
+    # (label io.mcp-sandbox.local-equivalent): for a trial deployment from a machine without a
+    # registry only (docs/production.md, "Images").
+    allow_local_base_images: bool = False
 
     def __post_init__(self) -> None:
         problems = []
@@ -95,6 +122,19 @@ class DeployConfig:
             problems.append(f"s3_prefix_list_id must be a prefix list id (pl-…), got {self.s3_prefix_list_id!r}")
         if self.certificate_arn is not None and not self.certificate_arn.startswith("arn:aws:acm:"):
             problems.append("certificate_arn must be an ACM certificate ARN")
+        if not re.fullmatch(r"[a-z][a-z0-9-]{0,19}", self.stage):
+            problems.append(f"stage must be a short lowercase name (a-z, 0-9, -), got {self.stage!r}")
+        for name, digest in self.base_image_digests.items():
+            if name not in BASE_IMAGES:
+                problems.append(f"base_image_digests: unknown base image {name!r} (known: {', '.join(BASE_IMAGES)})")
+            elif not DIGEST.match(digest):
+                problems.append(f"base_image_digests.{name} must be sha256:<64 hex digits>, got {digest!r}")
+        for service, reference in self.images.items():
+            if service not in SERVICES:
+                problems.append(f"images: unknown service {service!r} (known: {', '.join(SERVICES)})")
+            elif not ECR_BY_DIGEST.match(reference):
+                problems.append(f"images.{service} must be an ECR image by digest "
+                                f"(<account>.dkr.ecr.<region>.amazonaws.com/<repo>@sha256:<hex>), got {reference!r}")
         if problems:
             raise ValueError("invalid deployment config: " + "; ".join(problems))
 
@@ -108,6 +148,10 @@ class DeployConfig:
         if "cimd_state_dir" in data:  # relative to the config file, not to wherever cdk runs
             data["cimd_state_dir"] = str((path.parent / data["cimd_state_dir"]).resolve())
         return cls(**data)
+
+    @property
+    def stack_name(self) -> str:
+        return f"mcp-auth-{self.stage}"
 
     def host(self, name: str) -> str:
         return f"{name}.{self.domain}"

@@ -1,5 +1,6 @@
 """cdk-nag AwsSolutions findings this design accepts, each with its reason, in code and reviewed
-like code. Anything else cdk-nag finds fails the tests (tests/deploy/test_checks.py)."""
+like code. Each names the component's handle it applies to (no construct paths as strings).
+Anything else cdk-nag finds fails the tests (tests/deploy/test_checks.py)."""
 
 from __future__ import annotations
 
@@ -14,20 +15,20 @@ ROTATION = (
 
 
 def suppress(stack: McpAuthStack) -> None:
-    NagSuppressions.add_resource_suppressions(stack.alb_sg, [NagPackSuppression(
+    NagSuppressions.add_resource_suppressions(stack.edge.security_group, [NagPackSuppression(
         id="AwsSolutions-EC23",
         reason="The internet-facing ALB accepts 443 (and 80, answered only with a redirect to 443) from anywhere; "
                "the optional WAF rate-limits the token and registration endpoints.",
     )])
-    for task in (stack.node.find_child(name) for name in
-                 ("EgressTask", "KeycloakTask", "McpServerTask", "RealmImportTask", "RealmSyncTask")):
+    with_environment = [stack.egress.task_definition, stack.keycloak.task_definition, stack.keycloak.import_task,
+                        stack.mcp.task_definition, stack.realm_sync.task_definition]
+    for task in with_environment:
         NagSuppressions.add_resource_suppressions(task, [NagPackSuppression(
             id="AwsSolutions-ECS2",
             reason="Plain environment variables carry only non-secret configuration (URLs, names, ports); every "
                    "secret (database, bootstrap admin, client secrets) is an ECS secret from Secrets Manager.",
         )])
-    for task in (stack.node.find_child(name) for name in
-                 ("EgressTask", "KeycloakTask", "McpServerTask", "RealmImportTask", "RealmSyncTask", "CimdHostTask")):
+    for task in [*with_environment, stack.cimd.task_definition]:
         NagSuppressions.add_resource_suppressions(task, [NagPackSuppression(
             id="AwsSolutions-IAM5",
             reason="CDK's generated execution-role policy: ecr:GetAuthorizationToken has no resource-level "
@@ -35,18 +36,18 @@ def suppress(stack: McpAuthStack) -> None:
                    "repository and secrets.",
             applies_to=["Resource::*"],
         )], apply_to_children=True)
-    NagSuppressions.add_resource_suppressions(stack.realm_sync, [NagPackSuppression(
+    cluster_id = stack.get_logical_id(stack.platform.cluster.node.default_child)  # type: ignore[arg-type]
+    NagSuppressions.add_resource_suppressions(stack.realm_sync.task_definition, [NagPackSuppression(
         id="AwsSolutions-IAM5",
         reason="CDK's generated role for the registration reaper's schedule (EventBridge runs the RealmSync task): "
                "ecs:TagResource on the tasks it starts, whose ids cannot be known in advance, scoped to this cluster.",
-        applies_to=[{"regex": "/^Resource::arn:<AWS::Partition>:ecs:[a-z0-9-]+:\\*:task\\/<ClusterEB0386A7>\\/\\*$/"}],
+        applies_to=[{"regex": f"/^Resource::arn:<AWS::Partition>:ecs:[a-z0-9-]+:\\*:task\\/<{cluster_id}>\\/\\*$/"}],
     )], apply_to_children=True)
-    NagSuppressions.add_resource_suppressions(stack.node.find_child("AccessLogs"), [NagPackSuppression(
+    NagSuppressions.add_resource_suppressions(stack.operations.access_logs, [NagPackSuppression(
         id="AwsSolutions-S1",
         reason="This bucket holds the ALB's access logs; logging access to the log bucket itself would recurse.",
     )])
-    for name in ("KeycloakAdminPassword", "KeycloakAdminClientSecret"):
-        NagSuppressions.add_resource_suppressions(stack.node.find_child(name), [
-            NagPackSuppression(id="AwsSolutions-SMG4", reason=ROTATION)])
-    NagSuppressions.add_resource_suppressions(stack.database, [NagPackSuppression(
+    for secret in (stack.keycloak.admin_secret, stack.keycloak.admin_client_secret):
+        NagSuppressions.add_resource_suppressions(secret, [NagPackSuppression(id="AwsSolutions-SMG4", reason=ROTATION)])
+    NagSuppressions.add_resource_suppressions(stack.database.cluster, [NagPackSuppression(
         id="AwsSolutions-SMG4", reason=ROTATION)], apply_to_children=True)
