@@ -8,7 +8,10 @@ Other tests register and delete clients at the same time. The reaper here runs i
 container of realm-sync's image, built from the checkout like `make realm-sync` (so it tests this
 code, not what the service was started with), with `--older-than 0`. Its writes are limited to
 the clients this test names (`--only`), so no other test's registration is touched; the whole
-realm is judged once in a dry run (`--check`), which writes nothing."""
+realm is judged once in a dry run (`--check`), which writes nothing. The stack's own
+`registration-reaper` is paused meanwhile: it remembers a used registration as soon as it sees the
+login, young or not, and one of its rounds between this test's login and its dry run would do the
+remembering this test means to watch."""
 
 from __future__ import annotations
 
@@ -35,6 +38,12 @@ def reap(compose: DockerCompose, *args: str) -> subprocess.CompletedProcess[str]
     command = [*compose.docker_compose_command(), "--profile", "realm-sync", "run", "--rm", "--build", "--no-deps",
                "realm-sync", "reap", *args]
     return subprocess.run(command, cwd=compose.context, capture_output=True, text=True, timeout=600)
+
+
+def service(compose: DockerCompose, action: str) -> None:
+    """Pause or unpause the stack's registration-reaper (frozen mid-round, it resumes where it was)."""
+    subprocess.run([*compose.docker_compose_command(), action, "registration-reaper"], cwd=compose.context,
+                   capture_output=True, text=True, check=True)
 
 
 def clients(compose: DockerCompose, stack: Stack) -> list[dict[str, Any]]:
@@ -66,6 +75,8 @@ def test_unused_registrations_are_reaped_the_used_one_and_every_other_client_sta
     tag = secrets.token_hex(4)
     body = {**INSPECTOR, "redirect_uris": [stack.callback_url]}
     with ExitStack() as cleanup:
+        service(compose, "pause")
+        cleanup.callback(service, compose, "unpause")
         ids = []
         for n in range(3):
             response = cleanup.enter_context(registered(stack, {**body, "client_name": f"reaper-{tag}-{n}"}))
