@@ -25,7 +25,7 @@ from pydantic import AnyUrl
 
 from . import registration
 from .assertion import KeyFile, client_assertion
-from .callback import CallbackListener
+from .callback import CallbackListener, state_of
 from .config import AgentSettings
 from .localhost import async_transport
 from .provider import AgentOAuthProvider
@@ -122,7 +122,8 @@ def _interactive_provider(
     async def on_redirect(url: str) -> None:
         # Listen before the browser can come back; the SDK calls on_callback right after this.
         nonlocal listener
-        listener = CallbackListener(settings.callback_port, settings.callback_bind).start()
+        # The listener accepts only the answer carrying this request's state (callback.py).
+        listener = CallbackListener(settings.callback_port, settings.callback_bind, state=state_of(url)).start()
         try:
             await redirect(url)
         except BaseException:
