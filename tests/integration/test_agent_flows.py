@@ -17,6 +17,7 @@ from urllib.parse import parse_qsl, urlsplit
 import pytest
 from testcontainers.compose import DockerCompose
 
+from cimd_host.keys import signing_jwk_path
 from mcp_agent.agent import connect
 from mcp_agent.config import AgentSettings
 from mcp_agent.errors import explain
@@ -39,8 +40,8 @@ def settings_for(stack: Stack, state: Path, **overrides) -> AgentSettings:
         client_metadata_url=f"{stack.cimd_origin}/agents/demo/metadata.json",
         # Against a remote deployment (make test-remote) only the pre-registered clients and the
         # machine key are available: no CIMD identity of the demo agent there.
-        key_dir=None if stack.remote else stack.key_dir("demo"),
-        machine_key_dir=stack.key_dir("machine"),
+        key_file=None if stack.remote else signing_jwk_path(stack.key_dir("demo")),
+        machine_key_file=signing_jwk_path(stack.key_dir("machine")),
         machine_issuer=stack.issuer,
         open_browser=False,
         login_timeout_seconds=60,
@@ -202,7 +203,7 @@ def run_agent(settings: AgentSettings, *args: str, extra_env: dict[str, str] | N
         "AGENT_CA_BUNDLE": str(settings.ca_bundle),
         "AGENT_STATE_DIR": str(settings.state_dir),
         "AGENT_CLIENT_METADATA_URL": settings.client_metadata_url or "",
-        "AGENT_KEY_DIR": str(settings.key_dir),
+        "AGENT_KEY_FILE": str(settings.key_file),
         "AGENT_LOGIN_TIMEOUT_SECONDS": "5",
         "AGENT_CALLBACK_PORT": str(settings.callback_port),
         **(extra_env or {}),
@@ -435,7 +436,7 @@ def test_cli_machine_mode_on_both_protocol_generations(stack: Stack, tmp_path: P
     """The CLI end to end: 2026-07-28 (default) and the 2025-11-25 handshake (--legacy)."""
     settings = settings_for(stack, tmp_path)
     result = run_agent(settings, *flag, "--machine", "call", "get_time", "timezone=Europe/Paris",
-                       extra_env={"AGENT_MACHINE_KEY_DIR": str(stack.key_dir("machine")),
+                       extra_env={"AGENT_MACHINE_KEY_FILE": str(signing_jwk_path(stack.key_dir("machine"))),
                                   "AGENT_MACHINE_ISSUER": stack.issuer})
     assert result.returncode == 0, result.stderr
     out = json.loads(result.stdout)

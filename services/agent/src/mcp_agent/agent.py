@@ -24,7 +24,7 @@ from mcp.shared.auth import OAuthClientInformationFull, OAuthClientMetadata
 from pydantic import AnyUrl
 
 from . import registration
-from .assertion import KeyFile, client_assertion
+from .assertion import SigningKeyFile, client_assertion
 from .callback import CallbackListener, state_of
 from .config import AgentSettings
 from .localhost import async_transport
@@ -56,10 +56,11 @@ def http_client(settings: AgentSettings, tracer: Tracer | None = None, *, refusa
     )
 
 
-def signer(client_id: str, keys: KeyFile) -> Callable[[str], str]:
+def signer(client_id: str, keys: SigningKeyFile) -> Callable[[str], str]:
     def sign(audience: str) -> str:
-        kid, pem = keys.current()
-        return client_assertion(client_id=client_id, audience=audience, key_id=kid, private_key_pem=pem)
+        key = keys.current()
+        return client_assertion(client_id=client_id, audience=audience, key_id=str(key.key_id), private_key=key.key,
+                                algorithm=key.algorithm_name)
 
     return sign
 
@@ -138,8 +139,8 @@ def _interactive_provider(
             listener.stop()
 
     assertion = None
-    if chosen == "cimd" and settings.key_dir:
-        assertion = signer(settings.client_metadata_url or "", KeyFile(settings.key_dir))
+    if chosen == "cimd" and settings.key_file:
+        assertion = signer(settings.client_metadata_url or "", SigningKeyFile(settings.key_file))
     provider = AgentOAuthProvider(
         settings.server_url,
         client_metadata=metadata,
@@ -182,12 +183,12 @@ def _machine_provider(settings: AgentSettings, storage: FileTokenStorage) -> OAu
             scope=settings.machine_scope,
             issuer=settings.machine_issuer,
         )
-    if not settings.machine_key_dir:
+    if not settings.machine_key_file:
         raise ValueError(
-            "machine mode needs AGENT_MACHINE_KEY_DIR (the machine client's key directory) "
+            "machine mode needs AGENT_MACHINE_KEY_FILE (the machine client's private JWK) "
             "or AGENT_MACHINE_CLIENT_SECRET_FILE (its secret)"
         )
-    sign = signer(settings.machine_client_id, KeyFile(settings.machine_key_dir))
+    sign = signer(settings.machine_client_id, SigningKeyFile(settings.machine_key_file))
 
     async def assertion_provider(audience: str) -> str:
         return sign(audience)
