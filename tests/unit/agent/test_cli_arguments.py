@@ -39,16 +39,17 @@ BAD = {
 }
 
 
-@pytest.mark.parametrize("argv,message", BAD.values(), ids=BAD.keys())
+@pytest.mark.parametrize(("argv", "message"), BAD.values(), ids=BAD.keys())
 def test_a_bad_command_line_is_one_line_and_exit_2_before_any_login(capsys, argv, message):
     assert cli.main(argv) == 2
     out, err = capsys.readouterr()
     assert out == ""
-    assert err.count("\n") == 1 and err.startswith("mcp-agent: ")
+    assert err.count("\n") == 1
+    assert err.startswith("mcp-agent: ")
     assert message in err
 
 
-@pytest.mark.parametrize("argv,message", BAD.values(), ids=BAD.keys())
+@pytest.mark.parametrize(("argv", "message"), BAD.values(), ids=BAD.keys())
 def test_with_json_a_bad_command_line_is_a_json_error_on_stdout(capsys, argv, message):
     assert cli.main(["--json", *argv]) == 2
     out, err = capsys.readouterr()
@@ -89,4 +90,5 @@ def test_json_after_call_is_a_tool_argument_not_the_option(capsys):
     not in JSON, since --json was not given as the agent's own option."""
     assert cli.main(["call", "echo", "--json"]) == 2
     out, err = capsys.readouterr()
-    assert out == "" and err.startswith("mcp-agent: ")
+    assert out == ""
+    assert err.startswith("mcp-agent: ")

@@ -116,7 +116,8 @@ def test_a_confidential_preregistered_client_revokes_with_http_basic(tmp_path, e
     assert status == 0
     ((form, headers),) = endpoint.requests
     assert b64decode(headers["authorization"].removeprefix("Basic ")) == b"mcp-agent-confidential:s3cret"
-    assert "client_id" not in form and "client_secret" not in form  # one method per request (RFC 6749 §2.3)
+    assert "client_id" not in form
+    assert "client_secret" not in form
 
 
 def test_a_public_client_names_itself_with_client_id(tmp_path, endpoint):
@@ -134,7 +135,8 @@ def test_a_refused_revocation_is_an_error_and_the_files_are_still_deleted(tmp_pa
     storage = stored(tmp_path, cimd_client(), endpoint.url)
     status, out = logout(tmp_path)
     assert status == 1
-    assert out["logged_out"] is True and out["revoked"] is False
+    assert out["logged_out"] is True
+    assert out["revoked"] is False
     assert out["error"]["kind"] == "revocation"
     assert "400 invalid_client: Invalid client credentials" in out["error"]["message"]
     assert "stays valid at the authorization server until it expires" in out["error"]["message"]
@@ -173,6 +175,7 @@ def test_the_cli_exit_status_and_json_of_a_failed_revocation(tmp_path, endpoint,
     monkeypatch.setenv("AGENT_CLIENT_METADATA_URL", CIMD)
     assert cli.main(["--json", "--server", SERVER, "logout"]) == 1
     out = json.loads(capsys.readouterr().out)
-    assert out["error"]["kind"] == "revocation" and out["logged_out"] is True
+    assert out["error"]["kind"] == "revocation"
+    assert out["logged_out"] is True
     assert cli.main(["--server", SERVER, "logout"]) == 0  # nothing left: nothing to revoke
     assert capsys.readouterr().out.strip() == "Nothing to log out."
