@@ -42,13 +42,25 @@ def ssl_context(settings: AgentSettings) -> ssl.SSLContext:
     return ssl.create_default_context()
 
 
+# Names a proxy cannot reach (they mean this machine): always connected to directly, whatever
+# HTTPS_PROXY and NO_PROXY say, through the transport that finds *.localhost (localhost.py).
+LOOPBACK_MOUNTS = ("all://localhost", "all://*.localhost", "all://127.0.0.1", "all://[::1]")
+
+
 def http_client(settings: AgentSettings, tracer: Tracer | None = None, *, refusals: ScopeRefusals | None = None,
                 **kwargs: Any) -> httpx2.AsyncClient:
     hooks: dict[str, list[Callable[..., Any]]] = tracer.hooks() if tracer else {"request": [], "response": []}
     if refusals is not None:
         hooks = {**hooks, "response": [*hooks.get("response", []), refusals.on_response]}
+    verify = ssl_context(settings)
+    loopback = async_transport(verify)
     return httpx2.AsyncClient(
-        transport=async_transport(ssl_context(settings)),
+        # HTTP(S)_PROXY, ALL_PROXY and NO_PROXY are honoured (trust_env): httpx2 builds the direct and
+        # proxy transports itself, each verifying the server with `verify` — the sandbox CA when
+        # one is configured, through a proxy's CONNECT tunnel too. Explicit mounts win over them.
+        verify=verify,
+        trust_env=True,
+        mounts=dict.fromkeys(LOOPBACK_MOUNTS, loopback),
         # Streams outlive httpx2's 5 s default.
         timeout=httpx2.Timeout(30.0, read=300.0),
         event_hooks=hooks,
