@@ -36,6 +36,7 @@ pytestmark = pytest.mark.anyio
 
 
 def settings_for(stack: Stack, state: Path, **overrides) -> AgentSettings:
+    overrides = {"login_timeout_seconds": 60, **overrides}
     return AgentSettings(
         server_url=stack.resource_url,
         ca_bundle=stack.ca_file,
@@ -47,7 +48,6 @@ def settings_for(stack: Stack, state: Path, **overrides) -> AgentSettings:
         machine_key_file=signing_jwk_path(stack.key_dir("machine")),
         machine_issuer=stack.issuer,
         open_browser=False,
-        login_timeout_seconds=60,
         callback_port=stack.callback_port,
         **overrides,
     )
