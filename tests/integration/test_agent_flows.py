@@ -14,10 +14,14 @@ import time
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
+import httpx2
 import pytest
+from mcp.shared.auth import OAuthToken
 from testcontainers.compose import DockerCompose
 
+from cimd_host.keys import current_key, signing_jwk_path
 from mcp_agent.agent import connect
+from mcp_agent.assertion import client_assertion, form_fields
 from mcp_agent.config import AgentSettings
 from mcp_agent.errors import explain
 from mcp_agent.refusal import PermissionRefused
@@ -32,6 +36,7 @@ pytestmark = pytest.mark.anyio
 
 
 def settings_for(stack: Stack, state: Path, **overrides) -> AgentSettings:
+    overrides = {"login_timeout_seconds": 60, **overrides}
     return AgentSettings(
         server_url=stack.resource_url,
         ca_bundle=stack.ca_file,
@@ -39,11 +44,10 @@ def settings_for(stack: Stack, state: Path, **overrides) -> AgentSettings:
         client_metadata_url=f"{stack.cimd_origin}/agents/demo/metadata.json",
         # Against a remote deployment (make test-remote) only the pre-registered clients and the
         # machine key are available: no CIMD identity of the demo agent there.
-        key_dir=None if stack.remote else stack.key_dir("demo"),
-        machine_key_dir=stack.key_dir("machine"),
+        key_file=None if stack.remote else signing_jwk_path(stack.key_dir("demo")),
+        machine_key_file=signing_jwk_path(stack.key_dir("machine")),
         machine_issuer=stack.issuer,
         open_browser=False,
-        login_timeout_seconds=60,
         callback_port=stack.callback_port,
         **overrides,
     )
@@ -202,7 +206,7 @@ def run_agent(settings: AgentSettings, *args: str, extra_env: dict[str, str] | N
         "AGENT_CA_BUNDLE": str(settings.ca_bundle),
         "AGENT_STATE_DIR": str(settings.state_dir),
         "AGENT_CLIENT_METADATA_URL": settings.client_metadata_url or "",
-        "AGENT_KEY_DIR": str(settings.key_dir),
+        "AGENT_KEY_FILE": str(settings.key_file),
         "AGENT_LOGIN_TIMEOUT_SECONDS": "5",
         "AGENT_CALLBACK_PORT": str(settings.callback_port),
         **(extra_env or {}),
@@ -231,6 +235,37 @@ async def test_refresh_after_restarting_the_agent_process_needs_no_new_login(sta
     after = await storage.get_tokens()
     assert after.access_token != before.access_token
     assert after.refresh_token != before.refresh_token  # AS12: Keycloak rotates refresh tokens
+
+
+async def test_logout_revokes_the_refresh_token_at_keycloak(stack: Stack, tmp_path: Path):
+    """RFC 7009: `mcp-agent logout` revokes the refresh token (authenticated with the CIMD
+    identity's private_key_jwt, as the agent's token requests are) before deleting it; Keycloak
+    then refuses that token, though the same refresh request worked just before."""
+    settings = settings_for(stack, tmp_path)
+    client_id = settings.client_metadata_url
+    async with chromium(stack.ca_file, user(stack)) as browser:
+        await login_and_call(settings, browser)
+    storage = FileTokenStorage(tmp_path, settings.server_url)
+
+    def refresh(refresh_token: str) -> httpx2.Response:
+        kid, pem = current_key(stack.key_dir("demo"))
+        assertion = client_assertion(client_id=client_id, audience=stack.issuer, key_id=kid, private_key=pem)
+        with stack.client() as http:
+            return http.post(stack.token_endpoint(), data={"grant_type": "refresh_token", "refresh_token": refresh_token,
+                                                           "client_id": client_id, **form_fields(assertion)})
+
+    working = refresh((await storage.get_tokens()).refresh_token)  # the request is right for this client
+    assert working.status_code == 200, working.text
+    await storage.set_tokens(OAuthToken.model_validate(working.json()))
+    held = working.json()["refresh_token"]
+
+    result = run_agent(settings, "logout")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert json.loads(result.stdout) == {"logged_out": True, "revoked": True}
+    assert not storage.path.exists()
+    refused = refresh(held)
+    assert refused.status_code == 400, refused.text
+    assert refused.json()["error"] == "invalid_grant"
 
 
 @pytest.mark.matrix("Demo agent (this repository, `mcp` Python SDK 2.x)", "step-up")
@@ -377,15 +412,19 @@ async def test_authorization_response_with_a_wrong_iss_is_refused(stack: Stack, 
 
 @pytest.mark.security
 async def test_authorization_response_with_a_wrong_state_is_refused(stack: Stack, tmp_path: Path):
-    """C26: the state the agent sent must come back unchanged (CSRF)."""
-    settings = settings_for(stack, tmp_path)
+    """C26: the state the agent sent must come back unchanged (CSRF). A response with another
+    state is not this login's answer: the loopback listener answers it 400 and keeps waiting, so
+    nothing is exchanged and the login ends only when its time is up."""
+    settings = settings_for(stack, tmp_path, login_timeout_seconds=10)
     async with chromium(stack.ca_file, user(stack)) as browser:
         browser.rewrite_callback = {"state": "forged-state"}
         with pytest.raises(BaseException) as caught:  # noqa: PT011  (an anyio ExceptionGroup; the message is checked below)
             async with connect(settings, redirect=browser.open):
                 pass
+        page = await browser.error_text()
 
-    assert "state" in explain(caught.value).lower()
+    assert "does not belong to the agent's sign-in" in page
+    assert explain(caught.value).startswith("no login completed in time")
     assert await FileTokenStorage(tmp_path, settings.server_url).get_tokens() is None
 
 
@@ -435,7 +474,7 @@ def test_cli_machine_mode_on_both_protocol_generations(stack: Stack, tmp_path: P
     """The CLI end to end: 2026-07-28 (default) and the 2025-11-25 handshake (--legacy)."""
     settings = settings_for(stack, tmp_path)
     result = run_agent(settings, *flag, "--machine", "call", "get_time", "timezone=Europe/Paris",
-                       extra_env={"AGENT_MACHINE_KEY_DIR": str(stack.key_dir("machine")),
+                       extra_env={"AGENT_MACHINE_KEY_FILE": str(signing_jwk_path(stack.key_dir("machine"))),
                                   "AGENT_MACHINE_ISSUER": stack.issuer})
     assert result.returncode == 0, result.stderr
     out = json.loads(result.stdout)

@@ -20,7 +20,8 @@ import jwt
 import pytest
 from testcontainers.compose import DockerCompose
 
-from mcp_agent.assertion import KeyFile, client_assertion, form_fields
+from cimd_host.keys import current_key
+from mcp_agent.assertion import client_assertion, form_fields
 from tests.support.dcr import INSPECTOR, registered
 from tests.support.keycloak import kcadm, kcadm_json
 from tests.support.login import authorize, exchange
@@ -127,11 +128,11 @@ def test_client_registered_anonymously_by_dcr(stack: Stack, identity: Identity):
 def test_our_agents_cimd_document(stack: Stack, compose: DockerCompose, identity: Identity):
     """The demo agent's document: a confidential client (private_key_jwt) made by Keycloak at /authorize."""
     client_id = f"{stack.cimd_origin}/agents/demo/metadata.json"
-    kid, pem = KeyFile(stack.key_dir("demo")).current()
+    kid, pem = current_key(stack.key_dir("demo"))
     with stack.client() as http, consents_revoked(compose, stack, identity.name, client_id):
         grant = authorize(http, stack, identity.name, stack.secret(identity.secret), client_id=client_id,
                           scope=EVERY_MCP_SCOPE)
-        assertion = client_assertion(client_id=client_id, audience=stack.issuer, key_id=kid, private_key_pem=pem)
+        assertion = client_assertion(client_id=client_id, audience=stack.issuer, key_id=kid, private_key=pem)
         check_grant(stack, exchange(http, stack, grant, client_auth=form_fields(assertion)), identity)
 
 
@@ -163,9 +164,9 @@ def test_client_credentials(stack: Stack, client_id: str):
         if client_id.endswith("-secret"):
             response = http.post(stack.token_endpoint(), data=data, auth=(client_id, stack.secret(credential)))
         else:
-            kid, pem = KeyFile(stack.key_dir(credential)).current()
+            kid, pem = current_key(stack.key_dir(credential))
             assertion = client_assertion(client_id=client_id, audience=stack.token_endpoint(), key_id=kid,
-                                         private_key_pem=pem)
+                                         private_key=pem)
             response = http.post(stack.token_endpoint(), data={**data, **form_fields(assertion)})
     assert response.status_code == 200, response.text
     check_grant(stack, response.json(), Identity(client_id, credential, granted))

@@ -10,7 +10,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from mcp_agent.assertion import KeyFile, form_fields
+from cimd_host.keys import current_key
+from mcp_agent.assertion import form_fields
 from tests.support.keys import restored_afterwards
 from tests.support.stack import Stack
 from tests.support.tokens import CLIENT_ID, request_token
@@ -46,7 +47,7 @@ def test_keycloak_refuses_an_assertion_signed_with_a_key_not_in_the_jwks(stack: 
     stranger = ec.generate_private_key(ec.SECP256R1()).private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
-    current_kid, _ = KeyFile(stack.key_dir("machine")).current()
+    current_kid, _ = current_key(stack.key_dir("machine"))
     for kid in (current_kid, "not-published"):
         response = request_token(stack, key_id=kid, pem=stranger)
         assert response.status_code in (400, 401), response.text
@@ -64,11 +65,11 @@ def test_key_rotation_is_picked_up_by_keycloak(stack: Stack):
     from tests.support.stack import ROOT
 
     with restored_afterwards("machine"):  # the developer's sandbox keeps its key
-        old_kid, old_pem = KeyFile(stack.key_dir("machine")).current()
+        old_kid, old_pem = current_key(stack.key_dir("machine"))
         subprocess.run([sys.executable, "-m", "cimd_host", "--state", str(ROOT / ".local"), "rotate", "--agent",
                         "machine", "--origin", stack.cimd_origin, "--callback-port", str(stack.callback_port)],
                        check=True, capture_output=True)
-        new_kid, _ = KeyFile(stack.key_dir("machine")).current()
+        new_kid, _ = current_key(stack.key_dir("machine"))
         assert new_kid != old_kid
         deadline = time.monotonic() + 30
         while (response := request_token(stack)).status_code != 200 and time.monotonic() < deadline:
@@ -78,7 +79,7 @@ def test_key_rotation_is_picked_up_by_keycloak(stack: Stack):
         assert request_token(stack, key_id=old_kid, pem=old_pem).status_code == 200
         # A client that signs without `kid` (the TypeScript SDK's PrivateKeyJwtProvider) is
         # checked against the first key of the JWKS, which is the current one.
-        _, current_pem = KeyFile(stack.key_dir("machine")).current()
+        _, current_pem = current_key(stack.key_dir("machine"))
         now = int(time.time())
         without_kid = jwt.encode({"iss": CLIENT_ID, "sub": CLIENT_ID, "aud": stack.token_endpoint(), "jti": str(uuid.uuid4()),
                                   "iat": now, "exp": now + 60}, current_pem, algorithm="ES256", headers={"typ": "JWT"})

@@ -13,7 +13,7 @@ import subprocess
 
 import pytest
 
-from mcp_agent.assertion import KeyFile, key_path
+from cimd_host.keys import current_key, key_path
 from tests.support.interop import sign_in_and_run
 from tests.support.keys import restored_afterwards
 from tests.support.mcp import TOOL_NAMES
@@ -34,7 +34,7 @@ def node(stack: Stack, script: str, *args: str) -> dict:
 
 
 def machine_flow(stack: Stack) -> dict:
-    kid, _ = KeyFile(stack.key_dir("machine")).current()
+    kid, _ = current_key(stack.key_dir("machine"))
     return node(stack, "ts-machine.mjs", stack.resource_url, "mcp-machine-agent",
                 str(key_path(stack.key_dir("machine"), kid)), stack.issuer)
 
@@ -52,10 +52,10 @@ def test_typescript_sdk_machine_flow_right_after_rotate_keys(stack: Stack):
     """`make rotate-keys`: the new key signs at once, though the SDK names no `kid` (the target
     also makes Keycloak forget the keys it cached)."""
     with restored_afterwards("machine"):
-        before, _ = KeyFile(stack.key_dir("machine")).current()
+        before, _ = current_key(stack.key_dir("machine"))
         subprocess.run(["make", "rotate-keys", "AGENT=machine"], cwd=ROOT, check=True, capture_output=True,
                        timeout=300)
-        assert KeyFile(stack.key_dir("machine")).current()[0] != before  # a new key signs now
+        assert current_key(stack.key_dir("machine"))[0] != before  # a new key signs now
         out = machine_flow(stack)
     assert out["callIsError"] is False
 
@@ -66,7 +66,7 @@ async def test_typescript_sdk_authorization_code_with_cimd_and_private_key_jwt(s
     """The SDK's clientMetadataUrl (CIMD) with the demo agent's document, which says
     private_key_jwt: the SDK's createPrivateKeyJwtAuth signs every token request. A real browser
     plays the user (login and consent)."""
-    kid, _ = KeyFile(stack.key_dir("demo")).current()
+    kid, _ = current_key(stack.key_dir("demo"))
     client_id = f"{stack.cimd_origin}/agents/demo/metadata.json"
     result, query = await sign_in_and_run(
         stack,

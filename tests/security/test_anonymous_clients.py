@@ -22,7 +22,8 @@ from datetime import UTC, datetime
 import pytest
 from testcontainers.compose import DockerCompose
 
-from mcp_agent.assertion import KeyFile, client_assertion, form_fields
+from cimd_host.keys import current_key
+from mcp_agent.assertion import client_assertion, form_fields
 from tests.support.cimd import Publisher, authorize_url, document, publisher
 from tests.support.keycloak import delete_clients, events, kcadm_json
 from tests.support.stack import Stack
@@ -86,8 +87,8 @@ def test_client_credentials_only_for_the_declared_machine_clients(stack: Stack, 
         grant_types=["authorization_code", "client_credentials"]))
     with stack.client() as http:
         assert http.get(authorize_url(stack, client_id)).status_code == 200  # the client now exists
-        kid, pem = KeyFile(stack.key_dir("demo")).current()
-        assertion = client_assertion(client_id=client_id, audience=stack.token_endpoint(), key_id=kid, private_key_pem=pem)
+        kid, pem = current_key(stack.key_dir("demo"))
+        assertion = client_assertion(client_id=client_id, audience=stack.token_endpoint(), key_id=kid, private_key=pem)
         response = http.post(stack.token_endpoint(), data={"grant_type": "client_credentials", "scope": "mcp:tools",
                                                            **form_fields(assertion)})
     assert response.status_code == 400, response.text

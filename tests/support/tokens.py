@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import httpx2
 
-from mcp_agent.assertion import KeyFile, client_assertion, form_fields
+from cimd_host.keys import current_key
+from mcp_agent.assertion import client_assertion, form_fields
 from tests.support.secrets import remember
 from tests.support.stack import Stack
 
@@ -17,12 +18,12 @@ KEYS = {ADMIN_CLIENT_ID: "machine-admin"}
 
 def request_token(stack: Stack, *, realm: str = "mcp", key_id: str | None = None, pem: bytes | None = None,
                   scope: str | None = "mcp:tools", client_id: str = CLIENT_ID) -> httpx2.Response:
-    current_kid, current_pem = KeyFile(stack.key_dir(KEYS.get(client_id, "machine"))).current()
+    current_kid, current_pem = current_key(stack.key_dir(KEYS.get(client_id, "machine")))
     assertion = client_assertion(
         client_id=client_id,
         audience=stack.token_endpoint(realm),
         key_id=key_id or current_kid,
-        private_key_pem=pem or current_pem,
+        private_key=pem or current_pem,
     )
     with stack.client() as client:
         response = client.post(

@@ -21,9 +21,10 @@ from typing import Any
 
 import anyio
 import httpx2
+from cryptography.hazmat.primitives import serialization
+from jwt.algorithms import ECAlgorithm
 
 from mcp_agent.agent import connect
-from mcp_agent.assertion import CURRENT_FILE, key_path
 from mcp_agent.config import AgentSettings
 from mcp_agent.errors import explain
 from mcp_agent.registration import authorization_server_metadata
@@ -47,6 +48,14 @@ def write_secret(directory: Path, name: str, value: str) -> Path:
     return path
 
 
+def write_private_jwk(directory: Path, private_key_pem: str, *, kid: str) -> Path:
+    """The harness's key as the agent reads a signing key: a private JWK with its kid (ES256, as
+    the agent has always signed with it)."""
+    key = serialization.load_pem_private_key(private_key_pem.encode(), password=None)
+    jwk = ECAlgorithm.to_jwk(key, as_dict=True)  # type: ignore[arg-type]
+    return write_secret(directory, "machine-key.jwk", json.dumps({**jwk, "kid": kid, "alg": "ES256"}))
+
+
 async def approve(url: str) -> None:
     """The user: the mock AS redirects to the callback at once; deliver that redirect."""
     async with httpx2.AsyncClient(timeout=30.0) as http:
@@ -66,11 +75,7 @@ async def settings_for(scenario: str, context: dict[str, Any], server_url: str, 
         if "client_secret" in context:
             machine["machine_client_secret_file"] = write_secret(work, "machine-secret", context["client_secret"])
         else:
-            keys = work / "machine-keys"
-            keys.mkdir(mode=0o700)
-            key_path(keys, "conformance").write_text(context["private_key_pem"])
-            (keys / CURRENT_FILE).write_text("conformance")
-            machine["machine_key_dir"] = keys
+            machine["machine_key_file"] = write_private_jwk(work, context["private_key_pem"], kid="conformance")
         return AgentSettings(**common, **machine), True
     if "client_id" in context:  # pre-registered (auth/pre-registration): a confidential client
         secret = write_secret(work, "client-secret", context["client_secret"])

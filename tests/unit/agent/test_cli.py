@@ -62,8 +62,10 @@ def test_machine_mode_has_no_session_to_mention():
 
 
 def test_logout_says_what_happens_next():
-    assert render({"logged_out": True}).startswith("Logged out: the stored tokens and registration are deleted")
-    assert render({"logged_out": False}) == "Nothing to log out."
+    assert render({"logged_out": True, "revoked": True}).startswith(
+        "Logged out: the refresh token is revoked at the authorization server, the stored tokens and registration are deleted")
+    assert render({"logged_out": True, "revoked": False}).startswith("Logged out: the stored tokens and registration")
+    assert render({"logged_out": False, "revoked": False}) == "Nothing to log out."
 
 
 def test_a_redirect_to_sign_in_is_recorded():

@@ -8,6 +8,7 @@ token endpoint that records every form it receives.
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -16,34 +17,34 @@ import anyio
 import httpx2
 import jwt
 import pytest
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from jwt.algorithms import ECAlgorithm
 from mcp.shared.auth import AuthorizationCodeResult, OAuthClientMetadata
 from pydantic import AnyUrl
 
-from mcp_agent.assertion import ASSERTION_TYPE, KeyFile, client_assertion
+from mcp_agent.agent import signer
+from mcp_agent.assertion import ASSERTION_TYPE, SigningKeyFile
 from mcp_agent.provider import AgentOAuthProvider
 from mcp_agent.storage import FileTokenStorage
 from tests.support.mock_as import CLIENT_ID, ISSUER, MCP, REDIRECT, MockAS
+
+
+def write_private_jwk(path: Path, kid: str) -> None:
+    """A signing key file as cimd-host writes it: a private JWK (RFC 7517) with its kid."""
+    jwk = ECAlgorithm.to_jwk(ec.generate_private_key(ec.SECP256R1()), as_dict=True)
+    path.write_text(json.dumps({**jwk, "kid": kid, "alg": "ES256", "use": "sig"}))
 
 
 @pytest.fixture
 def key_dir(tmp_path: Path) -> Path:
     directory = tmp_path / "keys"
     directory.mkdir()
-    pem = ec.generate_private_key(ec.SECP256R1()).private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    (directory / "kid-1.pem").write_bytes(pem)
-    (directory / "current").write_text("kid-1")
+    write_private_jwk(directory / "signing.jwk", "kid-1")
     return directory
 
 
 def provider(mock: MockAS, state: Path, key_dir: Path) -> AgentOAuthProvider:
-    keys = KeyFile(key_dir)
-
-    def sign(audience: str) -> str:
-        kid, pem = keys.current()
-        return client_assertion(client_id=CLIENT_ID, audience=audience, key_id=kid, private_key_pem=pem)
+    sign = signer(CLIENT_ID, SigningKeyFile(key_dir / "signing.jwk"))
 
     async def redirect(url: str) -> None:
         mock.authorizations.append(url)
@@ -117,9 +118,6 @@ def test_after_a_key_rotation_the_assertion_names_the_new_key(mock: MockAS, tmp_
     auth = provider(mock, tmp_path, key_dir)
     assert anyio.run(call, mock, auth) == 200
     auth.context.token_expiry_time = time.time() - 1
-    pem = ec.generate_private_key(ec.SECP256R1()).private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    (key_dir / "kid-2.pem").write_bytes(pem)
-    (key_dir / "current").write_text("kid-2")
+    write_private_jwk(key_dir / "signing.jwk", "kid-2")  # cimd-host rotated the key
     assert anyio.run(call, mock, auth) == 200
     assert assertion_of(mock.token_requests[-1])[0]["kid"] == "kid-2"

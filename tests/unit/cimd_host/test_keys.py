@@ -51,3 +51,39 @@ def test_the_signing_key_is_listed_first_in_the_jwks(tmp_path):
         current = keys.rotate(keep=2)
         assert keys.jwks()["keys"][0]["kid"] == current.kid
         assert len(keys.jwks()["keys"]) == 2
+
+
+def test_the_agent_signs_with_the_key_cimd_host_keeps_current(tmp_path):
+    """The contract between writer and reader is one standard file: signing.jwk, a private JWK
+    with its kid. An assertion the agent signs from it verifies against the published JWKS, and
+    after a rotation the same file (no restart) signs with the new key."""
+    import jwt
+
+    from cimd_host.keys import signing_jwk_path
+    from mcp_agent.assertion import SigningKeyFile, client_assertion
+
+    keys = KeyDirectory(tmp_path / "keys" / "demo")
+    keys.ensure()
+    agent_key = SigningKeyFile(signing_jwk_path(keys.path))
+    assert stat.S_IMODE(agent_key.path.stat().st_mode) == 0o600
+    for _ in range(2):
+        key = agent_key.current()
+        assert key.key_id == keys.current().kid
+        token = client_assertion(client_id="c", audience="https://as", key_id=key.key_id, private_key=key.key)
+        published = jwt.PyJWKSet.from_dict(keys.jwks())[jwt.get_unverified_header(token)["kid"]]
+        assert jwt.decode(token, published.key, algorithms=["ES256"], audience="https://as")["iss"] == "c"
+        keys.rotate()
+
+
+def test_a_key_directory_from_before_signing_jwk_gets_one(tmp_path):
+    keys = KeyDirectory(tmp_path / "keys" / "demo")
+    first = keys.ensure()
+    (keys.path / "signing.jwk").unlink()
+    assert keys.ensure() == first
+    assert json.loads((keys.path / "signing.jwk").read_text())["kid"] == first.kid
+
+
+def test_the_mcp_servers_key_is_readable_in_its_container(tmp_path):
+    keys = KeyDirectory(tmp_path / "keys" / "mcp-server", readable_in_container=True)
+    keys.ensure()
+    assert stat.S_IMODE((keys.path / "signing.jwk").stat().st_mode) == 0o644

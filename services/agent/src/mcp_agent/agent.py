@@ -24,8 +24,8 @@ from mcp.shared.auth import OAuthClientInformationFull, OAuthClientMetadata
 from pydantic import AnyUrl
 
 from . import registration
-from .assertion import KeyFile, client_assertion
-from .callback import CallbackListener
+from .assertion import SigningKeyFile, client_assertion
+from .callback import CallbackListener, state_of
 from .config import AgentSettings
 from .localhost import async_transport
 from .provider import AgentOAuthProvider
@@ -42,13 +42,25 @@ def ssl_context(settings: AgentSettings) -> ssl.SSLContext:
     return ssl.create_default_context()
 
 
+# Names a proxy cannot reach (they mean this machine): always connected to directly, whatever
+# HTTPS_PROXY and NO_PROXY say, through the transport that finds *.localhost (localhost.py).
+LOOPBACK_MOUNTS = ("all://localhost", "all://*.localhost", "all://127.0.0.1", "all://[::1]")
+
+
 def http_client(settings: AgentSettings, tracer: Tracer | None = None, *, refusals: ScopeRefusals | None = None,
                 **kwargs: Any) -> httpx2.AsyncClient:
     hooks: dict[str, list[Callable[..., Any]]] = tracer.hooks() if tracer else {"request": [], "response": []}
     if refusals is not None:
         hooks = {**hooks, "response": [*hooks.get("response", []), refusals.on_response]}
+    verify = ssl_context(settings)
+    loopback = async_transport(verify)
     return httpx2.AsyncClient(
-        transport=async_transport(ssl_context(settings)),
+        # HTTP(S)_PROXY, ALL_PROXY and NO_PROXY are honoured (trust_env): httpx2 builds the direct and
+        # proxy transports itself, each verifying the server with `verify` — the sandbox CA when
+        # one is configured, through a proxy's CONNECT tunnel too. Explicit mounts win over them.
+        verify=verify,
+        trust_env=True,
+        mounts=dict.fromkeys(LOOPBACK_MOUNTS, loopback),
         # Streams outlive httpx2's 5 s default.
         timeout=httpx2.Timeout(30.0, read=300.0),
         event_hooks=hooks,
@@ -56,10 +68,11 @@ def http_client(settings: AgentSettings, tracer: Tracer | None = None, *, refusa
     )
 
 
-def signer(client_id: str, keys: KeyFile) -> Callable[[str], str]:
+def signer(client_id: str, keys: SigningKeyFile) -> Callable[[str], str]:
     def sign(audience: str) -> str:
-        kid, pem = keys.current()
-        return client_assertion(client_id=client_id, audience=audience, key_id=kid, private_key_pem=pem)
+        key = keys.current()
+        return client_assertion(client_id=client_id, audience=audience, key_id=str(key.key_id), private_key=key.key,
+                                algorithm=key.algorithm_name)
 
     return sign
 
@@ -122,7 +135,8 @@ def _interactive_provider(
     async def on_redirect(url: str) -> None:
         # Listen before the browser can come back; the SDK calls on_callback right after this.
         nonlocal listener
-        listener = CallbackListener(settings.callback_port, settings.callback_bind).start()
+        # The listener accepts only the answer carrying this request's state (callback.py).
+        listener = CallbackListener(settings.callback_port, settings.callback_bind, state=state_of(url)).start()
         try:
             await redirect(url)
         except BaseException:
@@ -137,8 +151,8 @@ def _interactive_provider(
             listener.stop()
 
     assertion = None
-    if chosen == "cimd" and settings.key_dir:
-        assertion = signer(settings.client_metadata_url or "", KeyFile(settings.key_dir))
+    if chosen == "cimd" and settings.key_file:
+        assertion = signer(settings.client_metadata_url or "", SigningKeyFile(settings.key_file))
     provider = AgentOAuthProvider(
         settings.server_url,
         client_metadata=metadata,
@@ -181,12 +195,12 @@ def _machine_provider(settings: AgentSettings, storage: FileTokenStorage) -> OAu
             scope=settings.machine_scope,
             issuer=settings.machine_issuer,
         )
-    if not settings.machine_key_dir:
+    if not settings.machine_key_file:
         raise ValueError(
-            "machine mode needs AGENT_MACHINE_KEY_DIR (the machine client's key directory) "
+            "machine mode needs AGENT_MACHINE_KEY_FILE (the machine client's private JWK) "
             "or AGENT_MACHINE_CLIENT_SECRET_FILE (its secret)"
         )
-    sign = signer(settings.machine_client_id, KeyFile(settings.machine_key_dir))
+    sign = signer(settings.machine_client_id, SigningKeyFile(settings.machine_key_file))
 
     async def assertion_provider(audience: str) -> str:
         return sign(audience)

@@ -6,9 +6,11 @@ keys during a rotation) needs it to pick the verification key, so the assertion 
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import jwt
 
@@ -16,31 +18,33 @@ ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 LIFETIME_SECONDS = 60  # Keycloak refuses assertions older than 60 s; jti makes them single-use.
 
 
-# The key directory's layout, defined here only (cimd-host writes it, the agent reads it):
-#   <kid>.pem   EC P-256 private key (PKCS#8, mode 0600)
-#   current     the kid that signs new client assertions
-KEY_SUFFIX = ".pem"
-CURRENT_FILE = "current"
+class KeyFileError(Exception):
+    """The signing key file is missing or not a usable private JWK."""
 
 
-def key_path(directory: Path, kid: str) -> Path:
-    return directory / f"{kid}{KEY_SUFFIX}"
+class SigningKeyFile:
+    """The agent's signing key: one private JWK (RFC 7517 §4; `kid` and `alg` included) in a file.
 
+    A standard format that carries its own `kid`, so the agent needs nothing of how the keys are
+    kept: cimd-host owns the key directory and replaces this file atomically when it rotates the
+    key. The file is read for every assertion, so a rotation applies without a restart."""
 
-class KeyFile:
-    """The agent's key directory (layout above)."""
+    def __init__(self, path: Path) -> None:
+        self.path = path
 
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
-
-    def current(self) -> tuple[str, bytes]:
+    def current(self) -> jwt.PyJWK:
         try:
-            kid = (self.directory / CURRENT_FILE).read_text().strip()
-            return kid, key_path(self.directory, kid).read_bytes()
+            data = json.loads(self.path.read_text())
         except OSError as exc:
-            raise FileNotFoundError(
-                f"no signing key in {self.directory} ({exc.strerror}); run `make up` to create the keys"
-            ) from None
+            raise KeyFileError(f"no signing key at {self.path} ({exc.strerror}); run `make up` to create the keys") from None
+        except ValueError:
+            raise KeyFileError(f"{self.path} is not a JSON Web Key") from None
+        if not isinstance(data, dict) or "d" not in data or not data.get("kid"):
+            raise KeyFileError(f"{self.path} is not a private JWK with a kid")
+        try:
+            return jwt.PyJWK(data)
+        except jwt.PyJWTError as exc:
+            raise KeyFileError(f"{self.path}: {exc}") from None
 
 
 def client_assertion(
@@ -48,7 +52,7 @@ def client_assertion(
     client_id: str,
     audience: str,
     key_id: str,
-    private_key_pem: bytes,
+    private_key: Any,
     algorithm: str = "ES256",
     now: float | None = None,
 ) -> str:
@@ -62,7 +66,8 @@ def client_assertion(
         "iat": issued,
         "exp": issued + LIFETIME_SECONDS,
     }
-    return jwt.encode(claims, private_key_pem, algorithm=algorithm, headers={"kid": key_id, "typ": "JWT"})
+    # private_key: a PEM or a key object (a PyJWK's .key)
+    return jwt.encode(claims, private_key, algorithm=algorithm, headers={"kid": key_id, "typ": "JWT"})
 
 
 def form_fields(assertion: str) -> dict[str, str]:

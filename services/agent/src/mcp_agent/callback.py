@@ -1,12 +1,17 @@
 """The loopback redirect listener (RFC 8252 §7.3): receives the authorization response.
 
-Binds 127.0.0.1 only, answers one request on /callback, and hands `code`, `state` and `iss` to
-the SDK, which checks `state` (C26) and `iss` (RFC 9207, C23-C25). An error response is reported
-only after its `iss` matched, so a mix-up attacker cannot make the agent act on forged errors.
+Binds 127.0.0.1 only and waits for the one request on /callback that carries the `state` this
+login sent (C26). Anything else that reaches the port — a request without `state`, with another
+`state`, an error response included — is answered 400 and ignored: the login goes on. An error
+response cannot be told apart from a forgery by its `iss` (RFC 9207 §2.4: the issuer identifier
+is public), only by the unguessable `state`, so a page that merely knows the port cannot end a
+login. The matching response goes to the SDK, which checks `state` and `iss` again (C23-C26); a
+matching error response is reported only if its `iss` is the expected issuer (mix-up defence).
 """
 
 from __future__ import annotations
 
+import secrets
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from urllib.parse import parse_qs, urlsplit
@@ -23,9 +28,18 @@ class AuthorizationDenied(OAuthFlowError):
     """The user or the authorization server refused (e.g. consent denied)."""
 
 
+def state_of(authorization_url: str) -> str:
+    """The `state` the SDK put into the authorization request (RFC 6749 §4.1.1)."""
+    states = parse_qs(urlsplit(authorization_url).query).get("state")
+    if not states or not states[0]:
+        raise OAuthFlowError("the authorization request carries no state; refusing to wait for its answer")
+    return states[0]
+
+
 class CallbackListener:
-    def __init__(self, port: int, bind: str = "127.0.0.1") -> None:
+    def __init__(self, port: int, bind: str = "127.0.0.1", *, state: str) -> None:
         self.port = port
+        self._state = state
         self._params: dict[str, str] | None = None
         self._received = threading.Event()
         listener = self
@@ -36,14 +50,20 @@ class CallbackListener:
                 if parts.path != "/callback" or listener._received.is_set():
                     self.send_error(404)
                     return
-                listener._params = {k: v[0] for k, v in parse_qs(parts.query).items()}
+                params = {k: v[0] for k, v in parse_qs(parts.query).items()}
+                if not secrets.compare_digest(params.get("state", "").encode(), listener._state.encode()):
+                    # Not the answer to this login (C26): ignored, whatever it says.
+                    self._page(400, "Not this sign-in", "This response does not belong to the agent's sign-in; ignored.")
+                    return
+                listener._params = params
                 listener._received.set()
-                ok = "code" in listener._params
-                body = PAGE.format(
-                    title="Signed in" if ok else "Not signed in",
-                    text="You can close this tab and return to the agent." if ok else "The agent reports why.",
-                ).encode()
-                self.send_response(200)
+                ok = "code" in params
+                self._page(200, "Signed in" if ok else "Not signed in",
+                           "You can close this tab and return to the agent." if ok else "The agent reports why.")
+
+            def _page(self, status: int, title: str, text: str) -> None:
+                body = PAGE.format(title=title, text=text).encode()
+                self.send_response(status)
                 self.send_header("Content-Type", "text/html; charset=utf-8")
                 self.send_header("Content-Length", str(len(body)))
                 self.send_header("Cache-Control", "no-store")
@@ -59,7 +79,8 @@ class CallbackListener:
             self._server = HTTPServer((bind, port), Handler)
         except OSError as exc:
             raise OAuthFlowError(f"cannot listen on {bind}:{port} for the login redirect ({exc.strerror})") from None
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        # serve_forever notices shutdown() at its next poll: a short interval keeps stop() quick.
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
     @property
     def redirect_uri(self) -> str:
@@ -70,6 +91,7 @@ class CallbackListener:
         return self
 
     def stop(self) -> None:
+        self._received.set()  # releases a wait() still blocked on the event
         if self._thread.is_alive():
             self._server.shutdown()
         self._server.server_close()
@@ -81,10 +103,14 @@ class CallbackListener:
         self.stop()
 
     async def wait(self, seconds: float, metadata: OAuthMetadata | None) -> AuthorizationCodeResult:
+        """The response that carries this login's state; TimeoutError after `seconds`."""
         with anyio.fail_after(seconds):
-            while not self._received.is_set():
-                await anyio.to_thread.run_sync(self._received.wait, 0.5)
-        params = self._params or {}
+            # Blocks a worker thread on the event the HTTP thread sets; on timeout the thread is
+            # abandoned and released by stop().
+            await anyio.to_thread.run_sync(self._received.wait, abandon_on_cancel=True)
+        if self._params is None:
+            raise OAuthFlowError("the login redirect listener was closed before the browser came back")
+        params = self._params
         if "error" in params:
             issuer = str(metadata.issuer) if metadata else None
             if issuer and params.get("iss") != issuer:

@@ -32,8 +32,9 @@ class AgentSettings(BaseSettings):
     # else the pre-registered client if one is configured, else dynamic registration.
     registration: Registration = "auto"
     client_metadata_url: str | None = "https://cimd.localhost/agents/demo/metadata.json"
-    # Private keys of the CIMD identity (<kid>.pem + `current`), for private_key_jwt.
-    key_dir: Path | None = None
+    # The CIMD identity's signing key for private_key_jwt: a private JWK (RFC 7517) with its kid,
+    # which cimd-host keeps current (.local/keys/demo/signing.jwk).
+    key_file: Path | None = None
     preregistered_client_id: str | None = None
     # A pre-registered *confidential* client: its secret, read from this file (never an
     # environment value), sent as HTTP Basic at the token endpoint (client_secret_basic).
@@ -47,12 +48,12 @@ class AgentSettings(BaseSettings):
 
     # Machine mode: client credentials with a private_key_jwt assertion (pre-registered client).
     machine_client_id: str = "mcp-machine-agent"
-    machine_key_dir: Path | None = None
+    machine_key_file: Path | None = None
     # The AS the machine client is registered with (the SDK only mints assertions for it).
     machine_issuer: str | None = "https://auth.localhost/realms/mcp"
     machine_scope: str | None = "mcp:tools"
     # Client credentials with a shared secret (client_secret_basic) instead of a key: the
-    # secret's file. Unset: private_key_jwt with the keys in machine_key_dir.
+    # secret's file. Unset: private_key_jwt with the key in machine_key_file.
     machine_client_secret_file: Path | None = None
 
     open_browser: bool = True

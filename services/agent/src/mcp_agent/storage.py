@@ -3,13 +3,23 @@
 Besides what the SDK's TokenStorage protocol holds (tokens, client registration), the file keeps
 the token's absolute expiry and the discovered metadata: the SDK 2.3.0 forgets both across a
 restart (python-sdk#3250) and then never refreshes a stored token — see provider.py.
+
+Two agent processes may share the file (two terminals, a script next to an interactive run):
+every read-modify-write holds an exclusive `flock` on a sibling lock file, so neither loses the
+other's update, and the file is replaced atomically (a temporary file in the same directory,
+fsync'd, then `os.replace`), so a reader — or a crash — never sees half a file. POSIX only
+(Linux, macOS), like the agent's container.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +30,21 @@ class FileTokenStorage:
     def __init__(self, state_dir: Path, server_url: str) -> None:
         name = hashlib.sha256(server_url.encode()).hexdigest()[:16]
         self.path = state_dir / f"{name}.json"
+        # The lock file is never replaced or deleted: a lock on a file that a writer swaps out
+        # would lock nothing.
+        self.lock_path = state_dir / f"{name}.lock"
         self.server_url = server_url
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the exclusive lock: no other agent process reads-modifies-writes meanwhile."""
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # closing releases the lock
 
     def _load(self) -> dict[str, Any]:
         try:
@@ -31,14 +55,30 @@ class FileTokenStorage:
         except (OSError, ValueError):
             return {}  # unreadable or corrupt: start over rather than crash
 
+    def _write(self, data: dict[str, Any]) -> None:
+        directory = self.path.parent
+        # mkstemp creates the file 0600 with a unique name, so concurrent writers never share it.
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{self.path.stem}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w") as f:
+                json.dump(data, f, indent=2)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+        # The rename itself reaches the disk only with the directory.
+        dir_fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
     def _save(self, **changes: Any) -> None:
-        data = {**self._load(), **changes, "server_url": self.server_url}
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        tmp = self.path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2)
-        os.replace(tmp, self.path)
+        with self.locked():
+            self._write({**self._load(), **changes, "server_url": self.server_url})
 
     # --- mcp.client.auth.TokenStorage ---
     async def get_tokens(self) -> OAuthToken | None:
@@ -61,11 +101,18 @@ class FileTokenStorage:
         return session
 
     def set_session(self, **session: Any) -> None:
-        self._save(session={**self.get_session(), **session})
+        with self.locked():
+            data = self._load()
+            self._write({**data, "session": {**data.get("session", {}), **session}, "server_url": self.server_url})
+
+    def snapshot(self) -> dict[str, Any]:
+        """Everything stored, as one consistent read."""
+        return self._load()
 
     def clear(self) -> bool:
-        try:
-            self.path.unlink()
-        except FileNotFoundError:
-            return False
-        return True
+        with self.locked():
+            try:
+                self.path.unlink()
+            except FileNotFoundError:
+                return False
+            return True

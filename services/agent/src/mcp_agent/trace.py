@@ -14,7 +14,14 @@ from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 import httpx2
 
-SECRET_PARAMS = {"code", "code_verifier", "client_assertion", "refresh_token", "access_token", "client_secret", "state"}
+# Every parameter that proves or grants something: the authorization code and its state (RFC 6749
+# §4.1), the PKCE verifier (RFC 7636), client credentials and assertions (RFC 6749 §2.3, RFC 7523),
+# tokens in any position (RFC 6749 §5.1, RFC 7009 `token`, RFC 8693 `subject_token`, OIDC
+# `id_token_hint`).
+SECRET_PARAMS = frozenset({
+    "code", "state", "code_verifier", "client_secret", "client_assertion", "assertion", "password",
+    "access_token", "refresh_token", "id_token", "id_token_hint", "token", "subject_token", "actor_token",
+})
 SHOWN_HEADERS = ("www-authenticate", "location", "content-type")
 
 
@@ -24,9 +31,10 @@ def mask(value: str) -> str:
 
 def _mask_query(url: str) -> str:
     parts = urlsplit(url)
-    if not parts.query:
+    if not parts.query and not parts.fragment:
         return url
-    return urlunsplit(parts._replace(query=_masked_pairs(parts.query)))
+    # The fragment too: an implicit or form_post-style answer would carry tokens there.
+    return urlunsplit(parts._replace(query=_masked_pairs(parts.query), fragment=_masked_pairs(parts.fragment)))
 
 
 def _masked_pairs(encoded: str) -> str:
