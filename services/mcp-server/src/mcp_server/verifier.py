@@ -53,6 +53,8 @@ class Verified:
     claims: dict[str, Any]
     scopes: frozenset[str]
     audience: str  # the `aud` value equal to this resource server
+    # What the SDK is handed, built once per token: a cache hit returns it as is (read-only).
+    access: AccessToken
 
 
 class AccessTokenVerifier(TokenVerifier):
@@ -83,17 +85,7 @@ class AccessTokenVerifier(TokenVerifier):
             log.exception("token verification failed unexpectedly; refused")
             request.record_rejection("could not be verified")
             return None
-        claims = verified.claims
-        return AccessToken(
-            token=token,
-            client_id=str(claims.get("azp") or claims.get("client_id") or ""),
-            scopes=sorted(verified.scopes),
-            expires_at=int(claims["exp"]),
-            # The `aud` entry that matched, so the SDK's own resource check tests the token itself.
-            resource=verified.audience,
-            subject=str(claims["sub"]),
-            claims=claims,
-        )
+        return verified.access
 
     async def verify(self, token: str) -> Verified:
         s = self._settings
@@ -193,7 +185,18 @@ class AccessTokenVerifier(TokenVerifier):
         granted = claims.get("scope", "").split()
         audiences = claims["aud"] if isinstance(claims["aud"], list) else [claims["aud"]]
         (audience,) = {a for a in audiences if a == s.resource_url}  # PyJWT guaranteed one matches
-        return Verified(claims=claims, scopes=s.scope_policy.expand(granted), audience=audience)
+        scopes = s.scope_policy.expand(granted)
+        access = AccessToken(
+            token=token,
+            client_id=str(claims.get("azp") or claims.get("client_id") or ""),
+            scopes=sorted(scopes),
+            expires_at=int(claims["exp"]),
+            # The `aud` entry that matched, so the SDK's own resource check tests the token itself.
+            resource=audience,
+            subject=str(claims["sub"]),
+            claims=claims,
+        )
+        return Verified(claims=claims, scopes=scopes, audience=audience, access=access)
 
 
 def _jose_header(token: str) -> dict[str, Any]:
