@@ -233,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
         serve_mcp(argv[1], int(argv[2]), argv[3])
         return 0
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--peer-python", type=Path, default=PEER_PYTHON,

@@ -138,11 +138,13 @@ def test_health_endpoints_need_no_token(running: RunningServer):
 
 def test_responses_carry_a_request_id(running: RunningServer):
     first, second = (running.call(None, method="tools/list").headers["x-request-id"] for _ in range(2))
-    assert len(first) == 32 and first != second
+    assert len(first) == 32
+    assert first != second
     # A caller's own id (up to 64 characters) is kept, for correlation across its logs and ours.
     assert running.call(None, method="tools/list", **{"x-request-id": "trace-42"}).headers["x-request-id"] == "trace-42"
     too_long = running.call(None, method="tools/list", **{"x-request-id": "x" * 65}).headers["x-request-id"]
-    assert too_long != "x" * 65 and len(too_long) == 32
+    assert too_long != "x" * 65
+    assert len(too_long) == 32
 
 
 header_values = st.one_of(

@@ -1,5 +1,5 @@
-"""Assembles the ASGI app: the SDK's MCPServer and its streamable-HTTP transport, mounted in
-this project's Starlette app with the glue around it.
+"""Assembles the ASGI app: the SDK's MCPServer and its streamable-HTTP transport, served by this
+project's Starlette app with the glue around it.
 
 Request path, outermost first:
     AccessLog -> CORS (preflights answered before auth)
@@ -9,8 +9,9 @@ Request path, outermost first:
     -> SDK AuthContextMiddleware -> MCP transport (Host/Origin checks, RS20)
 PRM (prm.py) and health (health.py) are routes of this app, outside the gate.
 
-Only public SDK API: `MCPServer.streamable_http_app()` mounted with `session_manager.run()` in our
-lifespan (the SDK's documented way to mount it), `AuthContextMiddleware`, `AuthenticatedUser`.
+Only public SDK API: the route of `MCPServer.streamable_http_app()`, with `session_manager.run()`
+in our lifespan (as the SDK documents for serving its app inside another), `AuthContextMiddleware`,
+`AuthenticatedUser`.
 test_app.py and test_bearer.py fail, naming what to change, if the SDK's transport app or its
 bearer authentication stop being what this composition assumes.
 """
@@ -122,7 +123,7 @@ def create_app(
     verifier: AccessTokenVerifier | None = None,
     drain: Drain | None = None,
 ) -> Starlette:
-    """Build the server: the SDK's MCPServer with its bearer auth, and this project's glue.
+    """Build the server: the SDK's MCPServer and transport, behind this project's layers.
 
     `http` is the one client for every call to the AS (default: `http_client(settings)`, closed
     with the app); ConfigurationError if the settings and the declared tools do not fit."""
@@ -167,7 +168,7 @@ def create_app(
 
     return Starlette(
         routes=[
-            *transport_app(server, settings).routes,
+            *transport_app(server, settings).routes,  # the MCP endpoint, first: matched first
             *prm.routes(settings, policy),
             # Liveness (/livez) and readiness (/readyz: a signing key held, not draining): health.py.
             *health.routes(keys, drain),
