@@ -7,7 +7,6 @@ challenges the SDK does not produce:
 
 - 400 `invalid_request` for a request with more than one `Authorization` header, on every path,
   before any token is verified (RFC 6750 §2.1/§3.1, RFC 9110 §5.3: one method, one token).
-
 - 401 with `scope` and `resource_metadata` (RS3, RS4, RS10); no error code without credentials.
 - 403 `insufficient_scope` with every scope the call needs, in one challenge (RS15-RS17),
   per tool: a `tools/call` of a tool needing more scopes is refused at the HTTP layer, so clients
@@ -24,7 +23,7 @@ Expiry: a request authorized when it arrived runs to completion, whenever its to
 `tools/call` cut off at `exp` (after its side effects) and answered 401 would be re-authorized and
 sent again by the client, running the tool twice. Only the GET event stream, which carries no
 request of its own and would otherwise stay open indefinitely, ends at the token's `exp` (where the
-SDK's bearer check, and the verifier, stop accepting it); the client reopens it with a fresh token.
+bearer check, and the verifier, stop accepting it); the client reopens it with a fresh token.
 
 Paths other than the MCP endpoint (PRM, health) are served without authentication.
 """
