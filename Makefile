@@ -78,15 +78,15 @@ agent: prepare ## Log in through the demo agent in its container (browser on the
 inspector: node-clients ## The MCP Inspector 2.x for the running sandbox (pinned, on Node 22 from tests/interop/node): prints the URL to open and what to type
 	@$(SCRIPTS)/inspector.sh
 
-bench: ## Benchmark: tool calls/s with auth vs without vs JWKS-per-request
-	@$(UV) run --frozen python -m tests.bench.tool_call_throughput
+bench: ## Benchmark: tool calls/s with auth vs without, vs JWKS-per-request, vs FastMCP; fails below its target
+	@$(UV) run --frozen python -m tests.bench.tool_call_throughput --peer-python "$$($(SCRIPTS)/ensure-bench-peer.sh)" $(BENCH_ARGS)
 
 lock: ## Re-lock Python dependencies and re-export the services' requirements
 	@$(UV) lock
 	@$(UV) export --frozen --no-dev --package mcp-server --no-emit-workspace --no-header -q -o services/mcp-server/requirements.lock
 	@$(UV) export --frozen --no-dev --package mcp-agent --no-emit-workspace --no-header -q -o services/agent/requirements.lock
 	@$(UV) export --frozen --no-dev --package realm-sync --no-emit-workspace --no-header -q -o services/realm-sync/requirements.lock
-	@for f in tests/interop/python/*.in; do $(UV) pip compile --quiet --generate-hashes --python-version 3.11 "$$f" -o "$${f%.in}.txt"; done
+	@for f in tests/interop/python/*.in tests/bench/peer/*.in; do $(UV) pip compile --quiet --generate-hashes --python-version 3.11 "$$f" -o "$${f%.in}.txt"; done
 
 rotate-keys: ## Rotate an agent's signing key (AGENT=demo|machine; the old key stays published)
 	@$(SCRIPTS)/with-env.sh $(UV) run --frozen python -m cimd_host --state .local rotate --agent $(or $(AGENT),demo)

@@ -7,10 +7,13 @@ import json
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from mcp.server import MCPServer
+from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 
+from mcp_server.app import transport_app
 from mcp_server.config import Settings
 from tests.support import jose
-from tests.support.authorization_server import RunningServer
+from tests.support.authorization_server import RunningServer, make_settings
 from tests.support.bad_tokens import BAD_TOKENS
 
 
@@ -134,7 +137,14 @@ def test_health_endpoints_need_no_token(running: RunningServer):
 
 
 def test_responses_carry_a_request_id(running: RunningServer):
-    assert running.call(None, method="tools/list").headers["x-request-id"]
+    first, second = (running.call(None, method="tools/list").headers["x-request-id"] for _ in range(2))
+    assert len(first) == 32
+    assert first != second
+    # A caller's own id (up to 64 characters) is kept, for correlation across its logs and ours.
+    assert running.call(None, method="tools/list", **{"x-request-id": "trace-42"}).headers["x-request-id"] == "trace-42"
+    too_long = running.call(None, method="tools/list", **{"x-request-id": "x" * 65}).headers["x-request-id"]
+    assert too_long != "x" * 65
+    assert len(too_long) == 32
 
 
 header_values = st.one_of(
@@ -281,3 +291,19 @@ def test_an_event_stream_ends_when_its_token_expires(running: RunningServer):
         for _ in response.iter_bytes():
             pass  # until the server ends the stream
     assert 1 < time.monotonic() - started < 5
+
+
+def test_the_sdk_transport_app_is_one_route_and_its_session_manager():
+    """app.py serves the route of the SDK's streamable-HTTP app in its own Starlette app, behind its
+    own layers, and runs that app's lifespan — the transport's session manager — in its own
+    lifespan. Middleware, routes or lifespan work the SDK added to that app would be left out
+    silently: this fails instead, naming what changed, so app.py can compose it."""
+    server = MCPServer(name="pin")
+    sdk = transport_app(server, make_settings())
+    assert sdk.user_middleware == [], f"the SDK's transport app now has middleware {sdk.user_middleware}: add it in app.py"
+    paths = [getattr(route, "path", route) for route in sdk.routes]
+    assert paths == ["/mcp"], f"the SDK's transport app now serves {paths}: serve the new ones in app.py"
+    lifespan = sdk.router.lifespan_context(sdk)
+    assert getattr(lifespan, "func", None) is StreamableHTTPSessionManager.run.__wrapped__, (
+        f"the SDK's transport app's lifespan is now {lifespan!r}, not its session manager's run(): enter it in app.py")
+    assert lifespan.args == (server.session_manager,)  # type: ignore[attr-defined]

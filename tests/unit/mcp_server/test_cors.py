@@ -47,6 +47,14 @@ def test_an_allowed_page_with_a_token_passes_the_origin_check(running: RunningSe
     assert response.headers["access-control-allow-origin"] == PAGE
 
 
+def test_answers_vary_by_origin_with_or_without_one(running: RunningServer):
+    """A cache must not hand a page's answer (with Access-Control-Allow-Origin) to another caller,
+    nor the reverse: every answer says it varies by Origin, also to clients that send none."""
+    for headers in ({}, {"origin": PAGE}, {"origin": "https://evil.example"}):
+        response = running.call(running.token(), method="tools/list", **headers)
+        assert [v.strip() for v in response.headers.get_list("vary", split_commas=True)] == ["Origin"], headers
+
+
 def test_a_lookalike_origin_is_neither_allowed_nor_passed(running: RunningServer):
     for origin in ("http://localhost.evil.example:5173", "http://localhost", "https://localhost:5173"):
         response = running.call(running.token(), method="tools/list", origin=origin)

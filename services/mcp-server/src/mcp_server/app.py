@@ -1,11 +1,19 @@
-"""Assembles the ASGI app: the SDK's MCPServer and auth, plus this project's glue.
+"""Assembles the ASGI app: the SDK's MCPServer and its streamable-HTTP transport, served by this
+project's Starlette app with the glue around it.
 
 Request path, outermost first:
-    AccessLog -> CORS (preflights answered before auth) -> OneCredential (two Authorization headers: 400)
-    -> SDK AuthenticationMiddleware (AccessTokenVerifier) -> SDK AuthContext
-    -> ScopeGate (401/403 challenges, per-tool scopes, introspection before privileged tools; the
-       GET event stream ends at the token's exp, requests run to completion)
-    -> SDK RequireAuth -> MCP transport
+    AccessLog -> CORS (preflights answered before auth)
+    -> ScopeGate (two Authorization headers: 400; bearer authentication with AccessTokenVerifier;
+       401/403 challenges, per-tool scopes, introspection before privileged tools; the GET event
+       stream ends at the token's exp, requests run to completion)
+    -> SDK AuthContextMiddleware -> MCP transport (Host/Origin checks, RS20)
+PRM (prm.py) and health (health.py) are routes of this app, outside the gate.
+
+Only public SDK API: the route of `MCPServer.streamable_http_app()`, with `session_manager.run()`
+in our lifespan (as the SDK documents for serving its app inside another), `AuthContextMiddleware`,
+`AuthenticatedUser`.
+test_app.py and test_bearer.py fail, naming what to change, if the SDK's transport app or its
+bearer authentication stop being what this composition assumes.
 """
 
 from __future__ import annotations
@@ -18,17 +26,16 @@ from contextlib import asynccontextmanager
 
 import httpx2
 from mcp.server import MCPServer
-from mcp.server.auth.settings import AuthSettings
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.middleware.cors import CORSMiddleware
 
 from . import health, prm, tools
 from .access_log import AccessLog
-from .authorization import OneCredential, ScopeGate
+from .authorization import ScopeGate
 from .client_auth import ClientKeyError, PrivateKeyJWT
 from .config import ConfigurationError, Settings
+from .cors import CORS
 from .discovery import AuthorizationServerMetadata
 from .introspection import Introspection
 from .jwks import JWKSCache
@@ -117,7 +124,7 @@ def create_app(
     verifier: AccessTokenVerifier | None = None,
     drain: Drain | None = None,
 ) -> Starlette:
-    """Build the server: the SDK's MCPServer with its bearer auth, and this project's glue.
+    """Build the server: the SDK's MCPServer and transport, behind this project's layers.
 
     `http` is the one client for every call to the AS (default: `http_client(settings)`, closed
     with the app); ConfigurationError if the settings and the declared tools do not fit."""
@@ -141,22 +148,11 @@ def create_app(
         verifier = AccessTokenVerifier(settings, keys)
     keys = verifier.keys
 
-    server = MCPServer(
-        name="mcp-auth-sandbox",
-        instructions=INSTRUCTIONS,
-        token_verifier=verifier,
-        auth=AuthSettings(
-            # Plain strings: pydantic validates them, and an AnyHttpUrl object would gain a trailing
-            # slash that the issuer (`iss`) does not have.
-            issuer_url=settings.issuer,  # type: ignore[arg-type]
-            resource_server_url=settings.resource_url,  # type: ignore[arg-type]
-            required_scopes=sorted(settings.scope_policy.base),
-            # RS9/RS12: the audience check is the verifier's (`aud` must contain the resource URL).
-            # The SDK's own check would compare the resource the verifier reports — the `aud`
-            # entry that matched, i.e. this URL — with this URL: configuration against itself.
-            validate_token_resource=False,
-        ),
-    )
+    # No `auth=` here: with it, the SDK would build its own bearer layers around the transport, and
+    # the scope gate has to run between authentication and the transport. The gate authenticates
+    # with the same decision (bearer.py) and hands over to the SDK's AuthContextMiddleware; PRM is
+    # prm.py's (with every scope, at both well-known URLs).
+    server = MCPServer(name="mcp-auth-sandbox", instructions=INSTRUCTIONS)
     tool_table = tools.register(server)
     try:
         policy = settings.scope_policy.with_tools(tool_table.declarations)
@@ -164,56 +160,50 @@ def create_app(
         raise ConfigurationError(str(exc)) from None
     checks = introspection_for(settings, policy, http, metadata)
 
-    app = transport_app(server, settings)
-    # Liveness (/livez) and readiness (/readyz: a signing key held, not draining): health.py.
-    app.router.routes[0:0] = [*prm.routes(settings, policy), *health.routes(keys, drain)]
-    app.user_middleware.append(
-        Middleware(
-            ScopeGate,
-            mcp_path=settings.mcp_path,
-            resource_metadata_url=prm.metadata_url(settings),
-            policy=policy,
-            max_body_bytes=settings.max_body_bytes,
-            introspection=checks,
-            generic_errors=settings.generic_errors,
-        )
-    )
-    # Before the SDK's bearer authentication, which would take the first of two Authorization
-    # headers; inside CORS, so a browser page can read the 400.
-    app.user_middleware.insert(
-        0,
-        Middleware(OneCredential, resource_metadata_url=prm.metadata_url(settings), scope=policy.challenge(policy.base),
-                   generic_errors=settings.generic_errors),
-    )
-    # CORS for clients that run in a browser page: the preflight is answered here, before the
-    # bearer check (a preflight carries no credentials, and a 401 to it fails the real request);
-    # the 401/403 challenges are readable by the page (WWW-Authenticate exposed). No cookies
-    # are involved, so no Allow-Credentials; origins only from the allow-list, never `*`.
-    app.user_middleware.insert(
-        0,
-        Middleware(
-            CORSMiddleware,
-            allow_origin_regex=settings.cors_origin_regex,
-            allow_methods=["GET", "POST", "DELETE"],
-            allow_headers=CORS_REQUEST_HEADERS,
-            expose_headers=CORS_EXPOSED_HEADERS,
-            allow_credentials=False,
-            max_age=600,
-        ),
-    )
-    app.user_middleware.insert(0, Middleware(AccessLog))
-
-    inner_lifespan = app.router.lifespan_context
-
     @asynccontextmanager
-    async def lifespan(a: Starlette) -> AsyncIterator[None]:
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
         await tool_table.check()  # deny by default: no tool without a scope declaration
-        async with keys.running(reload_signal=reload_signal):
+        # The transport's lifespan (its session manager), which runs where its routes are served.
+        async with server.session_manager.run(), keys.running(reload_signal=reload_signal):
             await keys.warm()
-            async with inner_lifespan(a):
-                yield
+            yield
         if own_http:
             await http.aclose()
 
-    app.router.lifespan_context = lifespan
-    return app
+    return Starlette(
+        routes=[
+            *transport_app(server, settings).routes,  # the MCP endpoint, first: matched first
+            *prm.routes(settings, policy),
+            # Liveness (/livez) and readiness (/readyz: a signing key held, not draining): health.py.
+            *health.routes(keys, drain),
+        ],
+        middleware=[
+            Middleware(AccessLog),
+            # CORS for clients that run in a browser page: the preflight is answered here, before
+            # the bearer check (a preflight carries no credentials, and a 401 to it fails the real
+            # request); the 401/403 challenges are readable by the page (WWW-Authenticate exposed).
+            # No cookies are involved, so no Allow-Credentials; origins only from the allow-list,
+            # never `*`.
+            Middleware(
+                CORS,
+                allow_origin_regex=settings.cors_origin_regex,
+                allow_methods=["GET", "POST", "DELETE"],
+                allow_headers=CORS_REQUEST_HEADERS,
+                expose_headers=CORS_EXPOSED_HEADERS,
+                allow_credentials=False,
+                max_age=600,
+            ),
+            # Inside CORS, so a browser page can read the 400 for two credentials and the challenges.
+            Middleware(
+                ScopeGate,
+                verifier=verifier,
+                mcp_path=settings.mcp_path,
+                resource_metadata_url=prm.metadata_url(settings),
+                policy=policy,
+                max_body_bytes=settings.max_body_bytes,
+                introspection=checks,
+                generic_errors=settings.generic_errors,
+            ),
+        ],
+        lifespan=lifespan,
+    )

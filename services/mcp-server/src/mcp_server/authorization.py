@@ -1,8 +1,12 @@
 """ASGI gate in front of the MCP endpoint: who may call, and which tool needs which scope.
 
-Runs after the SDK's bearer authentication (so it sees the verified token) and before the
-transport. It answers with proper RFC 6750 challenges the SDK does not produce:
+Between CORS and the transport. It authenticates the request (bearer.py: the SDK's bearer
+decision, one call instead of the SDK's layers) and then hands it to the SDK's
+`AuthContextMiddleware`, which gives the tools the caller's token. It answers with proper RFC 6750
+challenges the SDK does not produce:
 
+- 400 `invalid_request` for a request with more than one `Authorization` header, on every path,
+  before any token is verified (RFC 6750 §2.1/§3.1, RFC 9110 §5.3: one method, one token).
 - 401 with `scope` and `resource_metadata` (RS3, RS4, RS10); no error code without credentials.
 - 403 `insufficient_scope` with every scope the call needs, in one challenge (RS15-RS17),
   per tool: a `tools/call` of a tool needing more scopes is refused at the HTTP layer, so clients
@@ -19,10 +23,9 @@ Expiry: a request authorized when it arrived runs to completion, whenever its to
 `tools/call` cut off at `exp` (after its side effects) and answered 401 would be re-authorized and
 sent again by the client, running the tool twice. Only the GET event stream, which carries no
 request of its own and would otherwise stay open indefinitely, ends at the token's `exp` (where the
-SDK's bearer check, and the verifier, stop accepting it); the client reopens it with a fresh token.
+bearer check, and the verifier, stop accepting it); the client reopens it with a fresh token.
 
-`OneCredential`, in front of the SDK's bearer authentication: a request with more than one
-`Authorization` header is a 400 `invalid_request`.
+Paths other than the MCP endpoint (PRM, health) are served without authentication.
 """
 
 from __future__ import annotations
@@ -33,13 +36,19 @@ from collections.abc import Iterable
 from typing import Any
 
 import anyio
-from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
+import pydantic_core
+from mcp.server.auth.middleware.auth_context import AuthContextMiddleware
+from mcp.server.auth.provider import TokenVerifier
+from starlette.authentication import AuthCredentials
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import challenge, request
+from .bearer import MoreThanOneCredential, authenticate, credential
 from .introspection import Inactive, Introspection, Unavailable
 from .scopes import ScopePolicy, UndeclaredTool
 
+# RFC 6750 §3.1: "uses more than one method for including an access token, or is otherwise malformed".
+TWO_CREDENTIALS = "more than one Authorization header: send exactly one credential"
 # JSON-RPC 2.0 §5.1: the response to a request that could not be parsed.
 PARSE_ERROR = json.dumps({"jsonrpc": "2.0", "id": None, "error": {"code": -32700, "message": "Parse error"}}).encode()
 
@@ -67,6 +76,7 @@ class ScopeGate:
         self,
         app: ASGIApp,
         *,
+        verifier: TokenVerifier,
         mcp_path: str,
         resource_metadata_url: str,
         policy: ScopePolicy,
@@ -75,23 +85,36 @@ class ScopeGate:
         generic_errors: bool = False,
     ) -> None:
         self.app = app
+        # What the SDK runs after its bearer authentication: the token for `get_access_token()`.
+        self.authorized = AuthContextMiddleware(app)
+        self.verifier = verifier
         self.policy = policy
         # MCP_GENERIC_ERRORS: answers say generic words, the access log the reason (challenge.py).
         self.generic_errors = generic_errors
         # None: privileged tools trust the token alone (MCP_INTROSPECT_PRIVILEGED=false).
         self.introspection = introspection
-        self.mcp_path = mcp_path
+        self.mcp_path = mcp_path.rstrip("/")
         self.resource_metadata_url = resource_metadata_url
         self.max_body_bytes = max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"].rstrip("/") != self.mcp_path.rstrip("/"):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        try:
+            authorization = credential(scope["headers"])
+        except MoreThanOneCredential:
+            request.record_rejection("more than one Authorization header")
+            await self._challenge(send, 400, scope=self.policy.challenge(self.policy.base), error="invalid_request",
+                                  description=TWO_CREDENTIALS)
+            return
+        if scope["path"].rstrip("/") != self.mcp_path:
             await self.app(scope, receive, send)
             return
 
-        user = scope.get("user")
-        if not isinstance(user, AuthenticatedUser):
-            presented = any(name == b"authorization" for name, _ in scope["headers"])
+        user = await authenticate(self.verifier, authorization)
+        if user is None:
+            presented = authorization is not None
             reason = request.rejection() or "not a bearer token"
             await self._challenge(
                 send,
@@ -102,6 +125,8 @@ class ScopeGate:
                 description=f"Token rejected: {reason}" if presented else None,
             )
             return
+        # As the SDK's AuthenticationMiddleware leaves them: for the access log, and the layers below.
+        scope["user"], scope["auth"] = user, AuthCredentials(user.scopes)
 
         needed = set(self.policy.base)
         privileged: list[str] = []
@@ -111,8 +136,10 @@ class ScopeGate:
                 await self._send(send, 413, b'{"error": "request body too large"}')
                 return
             try:
-                payload = json.loads(body)
-            except (ValueError, RecursionError):  # RS14: malformed -> 400, never a 500
+                # The parser the SDK's transport reads the body with: the message checked is the
+                # message run (duplicate keys included: the last one counts for both).
+                payload = pydantic_core.from_json(body)
+            except ValueError:  # RS14: malformed (or nested too deeply) -> 400, never a 500
                 await self._send(send, 400, PARSE_ERROR)
                 return
             try:
@@ -158,7 +185,7 @@ class ScopeGate:
         else:
             # A request (POST) runs to completion: authorized when it arrived, it is answered even
             # if the token expires meanwhile. No cancel scope, no timer: nothing on the hot path.
-            await self.app(scope, receive, send)
+            await self.authorized(scope, receive, send)
 
     async def _stream_until_expiry(self, expires_at: int, scope: Scope, receive: Receive, send: Send) -> None:
         """Run the GET event stream, but end it when the token that opened it expires."""
@@ -171,7 +198,7 @@ class ScopeGate:
             await send(message)
 
         with anyio.move_on_after(expires_at - time.time()) as deadline:
-            await self.app(scope, receive, tracked)
+            await self.authorized(scope, receive, tracked)
         if not deadline.cancelled_caught or finished:
             return
         if started:
@@ -197,19 +224,28 @@ class ScopeGate:
 
 async def _buffer(receive: Receive, limit: int) -> tuple[bytes | None, Receive]:
     """Read the request body (up to `limit` bytes) and return a receive that replays it."""
-    messages: list[Message] = []
-    size = 0
+    message = await receive()
+    if message["type"] == "http.request" and not message.get("more_body", False):
+        # The whole body in one message, as a server hands over a small request.
+        body = message.get("body", b"")
+        return (body if len(body) <= limit else None), _replay([message], receive)
+    messages = [message]
+    size = len(message.get("body", b"")) if message["type"] == "http.request" else 0
     complete = False
-    while not complete:
+    while message["type"] == "http.request" and size <= limit:
+        if not message.get("more_body", False):
+            complete = True
+            break
         message = await receive()
         messages.append(message)
-        if message["type"] != "http.request":
-            break
-        size += len(message.get("body", b""))
-        complete = not message.get("more_body", False)
-        if size > limit:
-            break
+        if message["type"] == "http.request":
+            size += len(message.get("body", b""))
+    body = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.request")
+    return (body if complete and size <= limit else None), _replay(messages, receive)
 
+
+def _replay(messages: list[Message], receive: Receive) -> Receive:
+    """A receive that returns `messages` first, then whatever comes next."""
     pending = list(messages)
 
     async def replay() -> Message:
@@ -217,35 +253,4 @@ async def _buffer(receive: Receive, limit: int) -> tuple[bytes | None, Receive]:
             return pending.pop(0)
         return await receive()
 
-    body = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.request")
-    return (body if complete and size <= limit else None), replay
-
-
-class OneCredential:
-    """A request carries one credential (RFC 6750 §2.1: one method, one token; RFC 9110 §5.3: a
-    field that is not a list, such as Authorization, appears once). With two Authorization headers
-    the SDK would silently use the first and a proxy or logger might read another: which one
-    counts is not for the server to guess. 400 `invalid_request` (RFC 6750 §3.1: "uses more than
-    one method for including an access token, or is otherwise malformed"), before any token is
-    verified."""
-
-    DESCRIPTION = "more than one Authorization header: send exactly one credential"
-
-    def __init__(self, app: ASGIApp, *, resource_metadata_url: str, scope: str | None,
-                 generic_errors: bool = False) -> None:
-        self.app = app
-        self.resource_metadata_url = resource_metadata_url
-        self.scope = scope
-        self.generic_errors = generic_errors
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        # ASGI header names are lowercase.
-        if scope["type"] == "http" and sum(name == b"authorization" for name, _ in scope["headers"]) > 1:
-            request.record_rejection("more than one Authorization header")
-            status, headers, body = challenge.response(
-                400, resource_metadata=self.resource_metadata_url, scope=self.scope, error="invalid_request",
-                description=self.DESCRIPTION, generic=self.generic_errors)
-            await send({"type": "http.response.start", "status": status, "headers": headers})
-            await send({"type": "http.response.body", "body": body})
-            return
-        await self.app(scope, receive, send)
+    return replay

@@ -151,10 +151,14 @@ class ScopePolicy:
     def for_tool(self, tool: str) -> frozenset[str]:
         """Every scope a call of `tool` needs (RS16 puts all of them in one challenge)."""
         try:
-            declaration = self.tools[tool]
+            return self._needed[tool]
         except KeyError:
             raise UndeclaredTool(tool) from None
-        return self.base | {self.name(s) for s in declaration.scopes}
+
+    @cached_property
+    def _needed(self) -> dict[str, frozenset[str]]:
+        # Once per policy, not per call: the gate asks on every tools/call.
+        return {tool: self.base | {self.name(s) for s in d.scopes} for tool, d in self.tools.items()}
 
     def is_privileged(self, tool: str) -> bool:
         declaration = self.tools.get(tool)

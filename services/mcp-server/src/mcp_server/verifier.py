@@ -56,6 +56,8 @@ class Verified:
     claims: dict[str, Any]
     scopes: frozenset[str]
     audience: str  # the `aud` value equal to this resource server
+    # What the SDK is handed, built once per token: a cache hit returns it as is (read-only).
+    access: AccessToken
 
 
 class AccessTokenVerifier(TokenVerifier):
@@ -87,18 +89,7 @@ class AccessTokenVerifier(TokenVerifier):
             log.exception("token verification failed unexpectedly; refused")
             request.record_rejection("could not be verified")
             return None
-        claims = verified.claims
-        return AccessToken(
-            token=token,
-            # RFC 9068 §2.2 `client_id`; Keycloak, Auth0 and Entra ID name the client `azp`, Okta `cid`.
-            client_id=str(claims.get("azp") or claims.get("client_id") or claims.get("cid") or ""),
-            scopes=sorted(verified.scopes),
-            expires_at=int(claims["exp"]),
-            # The `aud` entry that matched, so the SDK's own resource check tests the token itself.
-            resource=verified.audience,
-            subject=str(claims["sub"]),
-            claims=claims,
-        )
+        return verified.access
 
     async def verify(self, token: str) -> Verified:
         s = self._settings
@@ -220,7 +211,19 @@ class AccessTokenVerifier(TokenVerifier):
         granted = _scopes(claims, s.scope_claim)
         audiences = claims["aud"] if isinstance(claims["aud"], list) else [claims["aud"]]
         (audience,) = {a for a in audiences if a == s.expected_audience}  # PyJWT guaranteed one matches
-        return signing_key, Verified(claims=claims, scopes=s.scope_policy.expand(granted), audience=audience)
+        scopes = s.scope_policy.expand(granted)
+        access = AccessToken(
+            token=token,
+            # RFC 9068 §2.2 `client_id`; Keycloak, Auth0 and Entra ID name the client `azp`, Okta `cid`.
+            client_id=str(claims.get("azp") or claims.get("client_id") or claims.get("cid") or ""),
+            scopes=sorted(scopes),
+            expires_at=int(claims["exp"]),
+            # The `aud` entry that matched, so the SDK's own resource check tests the token itself.
+            resource=audience,
+            subject=str(claims["sub"]),
+            claims=claims,
+        )
+        return signing_key, Verified(claims=claims, scopes=scopes, audience=audience, access=access)
 
 
 def _scopes(claims: dict[str, Any], name: str) -> list[str]:
