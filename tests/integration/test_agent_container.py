@@ -26,7 +26,10 @@ async def test_make_agent_logs_in_with_the_browser_on_the_host(stack: Stack, com
     subprocess.run([*base, "build", "agent"], cwd=compose.context, check=True, capture_output=True, timeout=900)
     name = f"{stack.env['COMPOSE_PROJECT_NAME']}-agent-test"
     command = [*base, "run", "--rm", "--service-ports", "--name", name, "agent"]
-    subprocess.run([*command, "logout"], cwd=compose.context, check=True, capture_output=True, timeout=120)
+    # A clean start. A token left by an earlier stack (another Keycloak's) cannot be revoked: the
+    # agent then says so and exits 1, but forgets it all the same.
+    fresh = subprocess.run([*command, "logout"], cwd=compose.context, capture_output=True, text=True, timeout=120)
+    assert fresh.returncode in (0, 1) and "Traceback" not in fresh.stderr, fresh.stdout + fresh.stderr
     agent = subprocess.Popen([*command, "--json", "login"], cwd=compose.context, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
     try:
