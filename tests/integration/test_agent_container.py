@@ -29,7 +29,8 @@ async def test_make_agent_logs_in_with_the_browser_on_the_host(stack: Stack, com
     # A clean start. A token left by an earlier stack (another Keycloak's) cannot be revoked: the
     # agent then says so and exits 1, but forgets it all the same.
     fresh = subprocess.run([*command, "logout"], cwd=compose.context, capture_output=True, text=True, timeout=120)
-    assert fresh.returncode in (0, 1) and "Traceback" not in fresh.stderr, fresh.stdout + fresh.stderr
+    assert fresh.returncode in (0, 1), fresh.stdout + fresh.stderr
+    assert "Traceback" not in fresh.stderr, fresh.stderr
     agent = subprocess.Popen([*command, "--json", "login"], cwd=compose.context, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
     try:
