@@ -37,6 +37,7 @@ from .client_auth import ClientKeyError, PrivateKeyJWT
 from .config import ConfigurationError, Settings
 from .cors import CORS
 from .discovery import AuthorizationServerMetadata
+from .dpop import ProofOfPossession
 from .introspection import Introspection
 from .jwks import JWKSCache
 from .scopes import ScopePolicy
@@ -47,9 +48,9 @@ log = logging.getLogger(__name__)
 
 # What a browser client sends (Authorization, the MCP headers of both protocol generations)
 # and what it must be able to read from our answers (the challenge, the protocol version).
-CORS_REQUEST_HEADERS = ["authorization", "content-type", "accept", "mcp-protocol-version", "mcp-session-id",
+CORS_REQUEST_HEADERS = ["authorization", "dpop", "content-type", "accept", "mcp-protocol-version", "mcp-session-id",
                         "last-event-id", "mcp-method", "mcp-name"]
-CORS_EXPOSED_HEADERS = ["www-authenticate", "mcp-protocol-version", "mcp-session-id"]
+CORS_EXPOSED_HEADERS = ["www-authenticate", "dpop-nonce", "mcp-protocol-version", "mcp-session-id"]
 INSTRUCTIONS = ("Demo MCP server of the OAuth sandbox. get_time and whoami need mcp:tools; recent_calls needs "
                 "mcp:audit; server_stats needs mcp:admin and a session the authorization server still holds active.")
 
@@ -159,6 +160,10 @@ def create_app(
     except ValueError as exc:
         raise ConfigurationError(str(exc)) from None
     checks = introspection_for(settings, policy, http, metadata)
+    try:
+        pop = ProofOfPossession(settings)
+    except (OSError, ValueError) as exc:
+        raise ConfigurationError(f"MCP_DPOP_NONCE_SECRET_FILE: {exc}") from None
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
@@ -203,6 +208,7 @@ def create_app(
                 max_body_bytes=settings.max_body_bytes,
                 introspection=checks,
                 generic_errors=settings.generic_errors,
+                pop=pop,
             ),
         ],
         lifespan=lifespan,

@@ -38,12 +38,14 @@ from typing import Any
 import anyio
 import pydantic_core
 from mcp.server.auth.middleware.auth_context import AuthContextMiddleware
+from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from mcp.server.auth.provider import TokenVerifier
 from starlette.authentication import AuthCredentials
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import challenge, request
 from .bearer import MoreThanOneCredential, authenticate, credential
+from .dpop import DPoPRejected, ProofOfPossession, proof_headers
 from .introspection import Inactive, Introspection, Unavailable
 from .scopes import ScopePolicy, UndeclaredTool
 
@@ -83,8 +85,11 @@ class ScopeGate:
         max_body_bytes: int,
         introspection: Introspection | None,
         generic_errors: bool = False,
+        pop: ProofOfPossession | None = None,
     ) -> None:
         self.app = app
+        # DPoP (RFC 9449): None only where no DPoP setting exists (a bare gate in unit tests).
+        self.pop = pop
         # What the SDK runs after its bearer authentication: the token for `get_access_token()`.
         self.authorized = AuthContextMiddleware(app)
         self.verifier = verifier
@@ -112,7 +117,19 @@ class ScopeGate:
             await self.app(scope, receive, send)
             return
 
-        user = await authenticate(self.verifier, authorization)
+        user: AuthenticatedUser | None
+        try:
+            if self.pop is not None and authorization is not None and self.pop.accepts(authorization):
+                user = await self.pop.authenticate(self.verifier, authorization, proof_headers(scope["headers"]),
+                                                   scope["method"])
+            else:
+                user = await authenticate(self.verifier, authorization)
+                if user is not None and self.pop is not None:
+                    self.pop.check_bearer(user.access_token)
+        except DPoPRejected as exc:
+            await self._challenge(send, 401, scope=self.policy.challenge(self.policy.base), error=exc.error,
+                                  description=exc.reason, nonce=exc.nonce, **self._scheme(exc.scheme))
+            return
         if user is None:
             presented = authorization is not None
             reason = request.rejection() or "not a bearer token"
@@ -123,6 +140,8 @@ class ScopeGate:
                 # RFC 6750 §3.1: a request without credentials gets no error information.
                 error="invalid_token" if presented else None,
                 description=f"Token rejected: {reason}" if presented else None,
+                # MCP_DPOP=required: the challenge names the one scheme this server takes.
+                **self._scheme("DPoP" if self.pop is not None and self.pop.mode == "required" else "Bearer"),
             )
             return
         # As the SDK's AuthenticationMiddleware leaves them: for the access log, and the layers below.
@@ -207,6 +226,10 @@ class ScopeGate:
         else:
             await self._challenge(send, 401, scope=self.policy.challenge(self.policy.base), error="invalid_token",
                                   description="Token rejected: expired")
+
+    def _scheme(self, scheme: str) -> dict[str, Any]:
+        """The challenge's scheme; a DPoP challenge names the algorithms (RFC 9449 §7.1 `algs`)."""
+        return {"scheme": scheme, "algs": self.pop.algs if scheme == "DPoP" and self.pop is not None else None}
 
     async def _challenge(self, send: Send, status: int, **kwargs: Any) -> None:
         if kwargs.get("description") and request.rejection() is None:

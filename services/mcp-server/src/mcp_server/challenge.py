@@ -21,6 +21,9 @@ GENERIC_DESCRIPTIONS = {
     "invalid_request": "The request is malformed.",
     "access_denied": "This call is not allowed.",
     "temporarily_unavailable": "The call could not be authorized now. Try again later.",
+    # RFC 9449 §7.1, §9
+    "invalid_dpop_proof": "The DPoP proof is invalid.",
+    "use_dpop_nonce": "Send a DPoP proof with the nonce from the DPoP-Nonce header.",
 }
 
 
@@ -46,7 +49,10 @@ def www_authenticate(
     scope: str | None = None,
     error: str | None = None,
     description: str | None = None,
+    scheme: str = "Bearer",
+    algs: str | None = None,
 ) -> str:
+    """One challenge: `Bearer` (RFC 6750 §3) or `DPoP` (RFC 9449 §7.1, with `algs`)."""
     params: list[tuple[str, str]] = []
     # RFC 6750 §3.1: no error code when the request carried no credentials at all.
     if error:
@@ -55,8 +61,10 @@ def www_authenticate(
         params.append(("error_description", description))
     if scope:
         params.append(("scope", scope))
+    if algs:
+        params.append(("algs", algs))
     params.append(("resource_metadata", resource_metadata))
-    return "Bearer " + ", ".join(f"{k}={_quote(v)}" for k, v in params)
+    return f"{scheme} " + ", ".join(f"{k}={_quote(v)}" for k, v in params)
 
 
 def response(
@@ -67,16 +75,22 @@ def response(
     error: str | None,
     description: str | None,
     generic: bool = False,
+    scheme: str = "Bearer",
+    algs: str | None = None,
+    nonce: str | None = None,
 ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
     """Status, headers and JSON body of a challenge response; `generic`: see the module."""
     if error and description:
         description = describe(error, description, generic=generic)
     body = json.dumps({"error": error or "unauthorized", "error_description": description or ""}).encode()
-    header = www_authenticate(resource_metadata=resource_metadata, scope=scope, error=error, description=description)
+    header = www_authenticate(resource_metadata=resource_metadata, scope=scope, error=error, description=description,
+                              scheme=scheme, algs=algs)
     headers = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(body)).encode()),
         (b"www-authenticate", header.encode()),
         (b"cache-control", b"no-store"),
     ]
+    if nonce:
+        headers.append((b"dpop-nonce", nonce.encode()))  # RFC 9449 §9
     return status, headers, body

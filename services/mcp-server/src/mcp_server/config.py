@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -91,6 +92,19 @@ class Settings(BaseSettings):
     # Production: every error answer carries a generic `error_description` (the same for every
     # reason); the precise reason goes to the access log only. Off (the sandbox): the answer says it.
     generic_errors: bool = False
+    # DPoP (RFC 9449, dpop.py): `allowed` takes DPoP-bound tokens with proofs and plain bearer
+    # tokens; `required` only DPoP (PRM says dpop_bound_access_tokens_required); `off` only Bearer.
+    # In every mode a DPoP-bound token presented as Bearer is refused (no downgrade).
+    dpop: Literal["allowed", "required", "off"] = "allowed"
+    # Asymmetric only (RFC 9449 §4.2); PRM's dpop_signing_alg_values_supported and the challenge's `algs`.
+    dpop_algorithms: list[str] = Field(default_factory=lambda: ["ES256", "ES384", "PS256", "RS256", "EdDSA"])
+    # A proof's `iat` may be this old (plus MCP_LEEWAY_SECONDS either way); its `jti` is kept as long.
+    dpop_proof_max_age_seconds: float = Field(default=60.0, gt=0, le=600)
+    # Proofs remembered against replay, per replica (a full cache refuses new proofs: never forgets early).
+    dpop_replay_cache_size: int = Field(default=65536, ge=16)
+    # Server nonces (RFC 9449 §9), required in every proof when set: a file holding the secret (at
+    # least 32 bytes) that every replica shares, so a nonce from one is good at another.
+    dpop_nonce_secret_file: Path | None = None
     host: str = "0.0.0.0"  # noqa: S104  (inside its container, reached only through the TLS front)
     port: int = 8000
     log_level: str = "INFO"
@@ -110,6 +124,14 @@ class Settings(BaseSettings):
         if self.jwks_max_age_seconds < self.jwks_min_refresh_seconds:
             raise ValueError("MCP_JWKS_MAX_AGE_SECONDS must not be below MCP_JWKS_MIN_REFRESH_SECONDS")
         return self
+
+    @field_validator("dpop_algorithms")
+    @classmethod
+    def _dpop_algorithms(cls, algorithms: list[str]) -> list[str]:
+        symmetric = sorted({"none", "HS256", "HS384", "HS512"} & set(algorithms))
+        if symmetric or not algorithms:
+            raise ValueError(f"MCP_DPOP_ALGORITHMS must be asymmetric algorithms, not {symmetric or 'none at all'}")
+        return algorithms
 
     @field_validator("audience_scope")
     @classmethod

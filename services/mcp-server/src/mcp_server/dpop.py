@@ -33,6 +33,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import jwt
+from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
+from mcp.server.auth.provider import AccessToken, TokenVerifier
+
+from . import request
+from .config import Settings
 
 # RFC 9449 §4.2: the proof's `typ`.
 PROOF_TYPE = "dpop+jwt"
@@ -45,6 +50,7 @@ SYMMETRIC = frozenset({"none", "HS256", "HS384", "HS512"})
 PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
 # RFC 7638 §3.2: the required members, per key type, that a thumbprint hashes.
 THUMBPRINT_MEMBERS = {"RSA": ("e", "kty", "n"), "EC": ("crv", "kty", "x", "y"), "OKP": ("crv", "kty", "x")}
+DPOP_HEADER = b"dpop"  # ASGI header names are lowercase
 MAX_PROOF_BYTES = 8192
 MAX_JTI_CHARS = 256
 
@@ -79,8 +85,9 @@ def thumbprint(jwk: dict[str, Any]) -> str:
 
 
 def access_token_hash(token: str) -> str:
-    """RFC 9449 §4.2 `ath`: base64url of the SHA-256 of the token's ASCII bytes."""
-    return b64url(hashlib.sha256(token.encode("ascii")).digest())
+    """RFC 9449 §4.2 `ath`: base64url of the SHA-256 of the token's ASCII bytes (the token comes from
+    a header decoded as Latin-1, which gives a valid token's ASCII bytes back)."""
+    return b64url(hashlib.sha256(token.encode("latin-1", "replace")).digest())
 
 
 def normalize_uri(uri: str) -> str:
@@ -258,3 +265,93 @@ class ProofChecker:
         too old to be accepted `window_seconds` from now. The same span for every proof keeps the
         replay cache in expiry order."""
         return self._clock() + self.window_seconds
+
+
+# --- the resource server's side: a request with `Authorization: DPoP <token>` --------------------
+
+
+class DPoPRejected(Exception):
+    """Why a DPoP request (or a bound token sent as Bearer) is refused: the challenge's `error`
+    (RFC 9449 §7.1: `invalid_token`, `invalid_dpop_proof`, `use_dpop_nonce`), the reason, and for
+    `use_dpop_nonce` the nonce to send (`DPoP-Nonce`)."""
+
+    def __init__(self, error: str, reason: str, *, nonce: str | None = None, scheme: str = "DPoP") -> None:
+        super().__init__(reason)
+        self.error = error
+        self.reason = reason
+        self.nonce = nonce
+        self.scheme = scheme
+
+
+def proof_headers(headers: Iterable[tuple[bytes, bytes]]) -> list[bytes]:
+    return [value for name, value in headers if name == DPOP_HEADER]
+
+
+def binding(access: AccessToken) -> str | None:
+    """The thumbprint a token is bound to (`cnf.jkt`, RFC 9449 §6.1); None for an unbound token.
+    A `cnf` this server cannot check (another confirmation method, a malformed one) is refused:
+    the token is bound to something, and accepting it without the check would drop the binding."""
+    cnf = (access.claims or {}).get("cnf")
+    if cnf is None:
+        return None
+    if not isinstance(cnf, dict) or not isinstance(cnf.get("jkt"), str) or not cnf["jkt"]:
+        raise DPoPRejected("invalid_token", "token carries a cnf confirmation this server cannot check",
+                           scheme="Bearer")
+    return str(cnf["jkt"])
+
+
+class ProofOfPossession:
+    """The DPoP mode of the server (MCP_DPOP) and what a DPoP request needs checked."""
+
+    def __init__(self, settings: Settings, *, clock: Callable[[], float] = time.time) -> None:
+        self.mode = settings.dpop
+        nonces = None
+        if settings.dpop_nonce_secret_file is not None:
+            nonces = NonceSource(settings.dpop_nonce_secret_file.read_bytes().strip(), clock=clock)
+        self.checker = ProofChecker(algorithms=settings.dpop_algorithms, max_age_seconds=settings.dpop_proof_max_age_seconds,
+                                    leeway_seconds=settings.leeway_seconds, nonces=nonces, clock=clock)
+        self.replay = ReplayCache(settings.dpop_replay_cache_size, clock=clock)
+        # htu (§4.3 step 9): the MCP endpoint as clients address it, not as the proxy forwards it.
+        self.uri = settings.resource_url
+        self.algs = " ".join(settings.dpop_algorithms)
+
+    def accepts(self, authorization: bytes) -> bool:
+        """Whether the request uses the DPoP scheme (case-insensitive) and this server takes it."""
+        return self.mode != "off" and authorization[:5].lower() == b"dpop "
+
+    async def authenticate(self, verifier: TokenVerifier, authorization: bytes, proofs: list[bytes],
+                           method: str) -> AuthenticatedUser:
+        """RFC 9449 §7.1: the token (as any bearer token), then its one proof, bound to it."""
+        if len(proofs) != 1:
+            raise DPoPRejected("invalid_dpop_proof", "no DPoP proof header" if not proofs
+                               else "more than one DPoP proof header")
+        token = authorization[5:].decode("latin-1").strip(" ")
+        access = await verifier.verify_token(token)
+        if access is None or (access.expires_at and access.expires_at < int(time.time())):
+            raise DPoPRejected("invalid_token", f"Token rejected: {request.rejection() or 'expired'}")
+        jkt = binding(access)
+        if jkt is None:
+            raise DPoPRejected("invalid_token", "token is not DPoP-bound (no cnf.jkt): send it as a Bearer token")
+        try:
+            proof = self.checker.check(proofs[0].decode("latin-1"), method=method, uri=self.uri, access_token=token)
+        except NonceRequired as exc:
+            assert self.checker.nonces is not None  # NonceRequired comes only with nonces
+            raise DPoPRejected("use_dpop_nonce", str(exc), nonce=self.checker.nonces.current()) from None
+        except ProofRejected as exc:
+            raise DPoPRejected("invalid_dpop_proof", str(exc)) from None
+        if not hmac.compare_digest(proof.thumbprint, jkt):  # §7.1: the proof's key is the token's key
+            raise DPoPRejected("invalid_dpop_proof", "proof key is not the key the token is bound to (cnf.jkt)")
+        try:
+            self.replay.first_use(proof, keep_until=self.checker.keep_until())
+        except ProofRejected as exc:
+            raise DPoPRejected("invalid_dpop_proof", str(exc)) from None
+        return AuthenticatedUser(access)
+
+    def check_bearer(self, access: AccessToken) -> None:
+        """A token that arrived as `Bearer`: refused if it is DPoP-bound (a downgrade: a stolen bound
+        token must not work without its key, RFC 9449 §7.2), or if this server requires DPoP."""
+        if binding(access) is not None:
+            raise DPoPRejected("invalid_token", "token is DPoP-bound: present it with the DPoP scheme and a proof",
+                               scheme="DPoP" if self.mode != "off" else "Bearer")
+        if self.mode == "required":
+            raise DPoPRejected("invalid_token", "this server requires DPoP-bound tokens (RFC 9449)")
