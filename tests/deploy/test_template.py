@@ -13,7 +13,7 @@ from aws_cdk.assertions import Match
 from mcp_deploy.config import ROOT
 
 from mcp_server.config import Settings
-from tests.support.deploy import Synthesized, synthesized
+from tests.support.deploy import Synthesized, deploy_config, rendered_state, synthesized
 
 pytestmark = pytest.mark.deploy
 
@@ -305,6 +305,17 @@ def test_the_template_imports_and_syncs_the_production_realm(synth: Synthesized,
 
 def test_the_mcp_server_answers_generic_rejection_descriptions(synth: Synthesized):
     assert env(services(synth)["mcp-server"]["container"])["MCP_GENERIC_ERRORS"] == "true"
+
+
+def test_the_mcp_server_carries_the_dpop_mode(synth: Synthesized):
+    """RFC 9449: DPoP-bound or bearer tokens by default, as in the sandbox (`dpop` in config.toml)."""
+    assert env(services(synth)["mcp-server"]["container"])["MCP_DPOP"] == "allowed"
+
+
+@pytest.mark.parametrize("mode", ["on", "Required", ""])
+def test_a_dpop_mode_the_server_does_not_know_is_refused(mode: str):
+    with pytest.raises(ValueError, match="dpop must be allowed, required or off"):
+        deploy_config(rendered_state(), dpop=mode)
 
 
 # --- components --------------------------------------------------------------------------------

@@ -17,7 +17,8 @@ KEYS = {ADMIN_CLIENT_ID: "machine-admin"}
 
 
 def request_token(stack: Stack, *, realm: str = "mcp", key_id: str | None = None, pem: bytes | None = None,
-                  scope: str | None = "mcp:tools", client_id: str = CLIENT_ID) -> httpx2.Response:
+                  scope: str | None = "mcp:tools", client_id: str = CLIENT_ID,
+                  headers: dict[str, str] | None = None) -> httpx2.Response:
     current_kid, current_pem = current_key(stack.key_dir(KEYS.get(client_id, "machine")))
     assertion = client_assertion(
         client_id=client_id,
@@ -29,6 +30,7 @@ def request_token(stack: Stack, *, realm: str = "mcp", key_id: str | None = None
         response = client.post(
             stack.token_endpoint(realm),
             data={"grant_type": "client_credentials", **({"scope": scope} if scope else {}), **form_fields(assertion)},
+            headers=headers,
         )
     remember(assertion, response.json().get("access_token") if response.status_code == 200 else None)
     return response

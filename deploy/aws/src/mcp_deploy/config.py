@@ -102,6 +102,9 @@ class DeployConfig:
     # (label io.mcp-sandbox.local-equivalent): for a trial deployment from a machine without a
     # registry only (docs/production.md, "Images").
     allow_local_base_images: bool = False
+    # The MCP server's DPoP mode (MCP_DPOP, RFC 9449): `allowed` (DPoP-bound or bearer tokens),
+    # `required` (DPoP only; every client must send proofs), `off` (bearer only).
+    dpop: str = "allowed"
 
     def __post_init__(self) -> None:
         problems = []
@@ -135,6 +138,8 @@ class DeployConfig:
             elif not ECR_BY_DIGEST.match(reference):
                 problems.append(f"images.{service} must be an ECR image by digest "
                                 f"(<account>.dkr.ecr.<region>.amazonaws.com/<repo>@sha256:<hex>), got {reference!r}")
+        if self.dpop not in ("allowed", "required", "off"):
+            problems.append(f"dpop must be allowed, required or off, got {self.dpop!r}")
         if problems:
             raise ValueError("invalid deployment config: " + "; ".join(problems))
 

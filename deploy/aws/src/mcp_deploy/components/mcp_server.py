@@ -46,6 +46,9 @@ class McpServer(Construct):
                 # Rejections tell the client what to do, never which check failed (an attacker
                 # learns nothing from probing); the details stay in the server's log.
                 "MCP_GENERIC_ERRORS": "true",
+                # Sender-constrained tokens (RFC 9449): a replica's proof replay cache is its own
+                # (docs/resource-server.md, "DPoP").
+                "MCP_DPOP": config.dpop,
             },
             # Privileged tools: token introspection as the MCP server's own client (its client id
             # is the resource URL, as in the realm file).

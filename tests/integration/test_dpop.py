@@ -1,0 +1,87 @@
+"""DPoP end to end against the real Keycloak and the MCP server behind Caddy (RFC 9449).
+
+The machine client asks for a token with a DPoP proof at the token endpoint; Keycloak binds the
+token to the proof's key (`token_type: DPoP`, `cnf.jkt`). The MCP server (MCP_DPOP=allowed, the
+sandbox's mode) then takes it only with a fresh proof from that key: not as Bearer, not with
+someone else's proof, not twice with the same proof."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from typing import Any
+
+import httpx2
+import jwt
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from mcp_server.dpop import access_token_hash, thumbprint
+from tests.support.secrets import remember
+from tests.support.stack import Stack
+from tests.support.tokens import request_token
+
+GET_TIME = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "get_time", "arguments": {}}}
+
+
+def jwk_of(key: Any) -> dict[str, Any]:
+    return json.loads(jwt.algorithms.ECAlgorithm.to_jwk(key.public_key()))
+
+
+def proof(key: Any, method: str, url: str, token: str | None = None) -> str:
+    claims = {"jti": secrets.token_urlsafe(16), "htm": method, "htu": url, "iat": int(time.time()),
+              **({"ath": access_token_hash(token)} if token else {})}
+    return jwt.encode(claims, key, algorithm="ES256", headers={"typ": "dpop+jwt", "jwk": jwk_of(key)})
+
+
+def call(stack: Stack, authorization: str, *proofs: str) -> httpx2.Response:
+    headers = [("authorization", authorization), ("accept", "application/json, text/event-stream"),
+               ("mcp-protocol-version", "2025-11-25"), *(("dpop", p) for p in proofs)]
+    with stack.client() as http:
+        return http.post(stack.resource_url, json=GET_TIME, headers=headers)
+
+
+def test_keycloak_binds_the_token_and_the_mcp_server_checks_the_binding(stack: Stack):
+    key = ec.generate_private_key(ec.SECP256R1())
+    issued = request_token(stack, headers={"DPoP": proof(key, "POST", stack.token_endpoint())})
+    assert issued.status_code == 200, issued.text
+    assert issued.json()["token_type"] == "DPoP"
+    token = issued.json()["access_token"]
+    remember(token)
+    assert jwt.decode(token, options={"verify_signature": False})["cnf"] == {"jkt": thumbprint(jwk_of(key))}
+
+    # With a fresh proof from the key: the tool runs.
+    once = proof(key, "POST", stack.resource_url, token)
+    answered = call(stack, f"DPoP {token}", once)
+    assert answered.status_code == 200, answered.text
+    assert answered.json()["result"]["isError"] is False
+
+    # The same proof again: a replay.
+    replayed = call(stack, f"DPoP {token}", once)
+    assert replayed.status_code == 401
+    assert replayed.headers["www-authenticate"].startswith('DPoP error="invalid_dpop_proof"')
+    assert "replayed" in replayed.json()["error_description"]
+
+    # Stolen: the token without its key, as Bearer or with the thief's own proof.
+    as_bearer = call(stack, f"Bearer {token}")
+    assert as_bearer.status_code == 401
+    assert "token is DPoP-bound" in as_bearer.json()["error_description"]
+    thief = ec.generate_private_key(ec.SECP256R1())
+    stolen = call(stack, f"DPoP {token}", proof(thief, "POST", stack.resource_url, token))
+    assert stolen.status_code == 401
+    assert "not the key the token is bound to" in stolen.json()["error_description"]
+
+    # A proof made for the token endpoint is not one for the MCP server.
+    elsewhere = call(stack, f"DPoP {token}", proof(key, "POST", stack.token_endpoint(), token))
+    assert elsewhere.status_code == 401
+    assert "htu is not this request's URI" in elsewhere.json()["error_description"]
+
+
+def test_prm_advertises_dpop_and_bearer_clients_keep_working(stack: Stack):
+    with stack.client() as http:
+        document = http.get(f"{stack.mcp_origin}/.well-known/oauth-protected-resource/mcp").json()
+    assert "ES256" in document["dpop_signing_alg_values_supported"]
+    assert "dpop_bound_access_tokens_required" not in document
+    issued = request_token(stack)
+    assert issued.json()["token_type"] == "Bearer"
+    assert call(stack, f"Bearer {issued.json()['access_token']}").status_code == 200
