@@ -213,3 +213,12 @@ def test_a_missing_nonce_secret_file_stops_the_start_in_one_line(fake: FakeAutho
     settings = make_settings(introspect_privileged=False, dpop_nonce_secret_file=tmp_path / "absent")
     with pytest.raises(ConfigurationError, match="MCP_DPOP_NONCE_SECRET_FILE"):
         create_app(settings, http=fake.http())
+
+
+def test_keycloaks_dpop_typed_token_works_with_its_proof_and_not_without_its_binding(server: RunningServer):
+    """Keycloak marks a bound access token `typ: DPoP` (and adds `kc-jkt-type` to `cnf`)."""
+    token = server.token(typ="DPoP", cnf={"jkt": thumbprint(jwk_of(CLIENT_KEY)), "kc-jkt-type": "DPoP"})
+    assert send(server, token, proof(server, token)).status_code == 200
+    refused(send(server, token, scheme="Bearer"), "invalid_token", "token is DPoP-bound")
+    unbound = server.token(typ="DPoP")
+    refused(send(server, unbound, scheme="Bearer"), "invalid_token", "typ 'DPoP' carries no cnf binding", scheme="Bearer")

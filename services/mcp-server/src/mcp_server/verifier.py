@@ -36,6 +36,8 @@ FORBIDDEN_ALGORITHMS = frozenset({"none", "HS256", "HS384", "HS512"})
 ACCEPTED_HEADER_TYPES = frozenset({"jwt", "at+jwt", "application/at+jwt"})
 # Keycloak's `typ` claim distinguishes access ("Bearer") from ID ("ID") and refresh tokens.
 ACCESS_TOKEN_TYP_CLAIM = "Bearer"  # noqa: S105  (a claim value, not a secret)
+# A DPoP-bound access token (RFC 9449) is typ "DPoP" at Keycloak; it must carry its binding.
+DPOP_TOKEN_TYP_CLAIM = "DPoP"  # noqa: S105  (a claim value, not a secret)
 REQUIRED_CLAIMS = ["exp", "iat", "iss", "aud", "sub"]
 # Claims this server reads besides those PyJWT checks and the scope claim: each, when present,
 # must be a string.
@@ -202,8 +204,11 @@ class AccessTokenVerifier(TokenVerifier):
                 raise TokenRejected("not yet valid (nbf/iat in the future)")
         # Keycloak marks ID tokens typ=ID and refresh tokens typ=Refresh; only access tokens pass.
         typ_claim = claims.get("typ", ACCESS_TOKEN_TYP_CLAIM)
-        if typ_claim != ACCESS_TOKEN_TYP_CLAIM:
+        if typ_claim not in (ACCESS_TOKEN_TYP_CLAIM, DPOP_TOKEN_TYP_CLAIM):
             raise TokenRejected(f"token typ {_shown(typ_claim)} is not an access token")
+        # Checked with its proof by the gate (dpop.py); without `cnf` it would pass as a bearer token.
+        if typ_claim == DPOP_TOKEN_TYP_CLAIM and "cnf" not in claims:
+            raise TokenRejected("token typ 'DPoP' carries no cnf binding")
         # The other claims this server reads (the AccessToken, audit, whoami) must be strings.
         for name in STRING_CLAIMS:
             if name in claims and not isinstance(claims[name], str):
