@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import uuid
 
+import pytest
+from mcp.client import Client
+from mcp.client.streamable_http import streamable_http_client
+
 from tests.support.downstream import call_tool, claims, tool_error, tool_payload, user_token
 from tests.support.stack import Stack
 from tests.support.tokens import token as machine_token
@@ -32,6 +36,25 @@ def test_alice_adds_lists_and_deletes_notes_through_the_mcp_server(stack: Stack)
         assert seen["azp"] == stack.resource_url  # the MCP server's client id (no `act` on 26.7)
         assert seen["sub"] == sub
         assert seen["scope"] == scope
+
+
+@pytest.mark.anyio
+async def test_the_mcp_sdk_client_adds_lists_and_deletes_a_note_as_alice(stack: Stack):
+    """The same round trip as a real MCP client does it (the SDK's streamable HTTP client)."""
+    alice = user_token(stack, "alice")
+    text = f"sdk note {uuid.uuid4().hex[:8]}"
+    async with stack.async_client(headers={"authorization": f"Bearer {alice}"}) as http:
+        async with Client(streamable_http_client(stack.resource_url, http_client=http)) as client:
+            added = await client.call_tool("add_note", {"text": text})
+            assert not added.is_error, added
+            note = added.structured_content["note"]
+            listed = await client.call_tool("list_notes", {})
+            assert note in listed.structured_content["notes"]
+            deleted = await client.call_tool("delete_note", {"note_id": note["id"]})
+            assert deleted.structured_content["deleted"] == note["id"]
+            gone = await client.call_tool("delete_note", {"note_id": note["id"]})
+    assert gone.is_error  # deleted once: the API's 404, as a tool error
+    assert listed.structured_content["api_saw"]["aud"] == [stack.api_url]
 
 
 def test_a_user_without_the_notes_permission_is_told_so_by_the_tool(stack: Stack):
