@@ -84,6 +84,7 @@ bench: ## Benchmark: tool calls/s with auth vs without, vs JWKS-per-request, vs 
 lock: ## Re-lock Python dependencies and re-export the services' requirements
 	@$(UV) lock
 	@$(UV) export --frozen --no-dev --package mcp-server --no-emit-workspace --no-header -q -o services/mcp-server/requirements.lock
+	@$(UV) export --frozen --no-dev --package notes-api --no-emit-workspace --no-header -q -o services/api/requirements.lock
 	@$(UV) export --frozen --no-dev --package mcp-agent --no-emit-workspace --no-header -q -o services/agent/requirements.lock
 	@$(UV) export --frozen --no-dev --package realm-sync --no-emit-workspace --no-header -q -o services/realm-sync/requirements.lock
 	@for f in tests/interop/python/*.in tests/bench/peer/*.in; do $(UV) pip compile --quiet --generate-hashes --python-version 3.11 "$$f" -o "$${f%.in}.txt"; done

@@ -7,7 +7,7 @@ source "$(dirname "$0")/lib.sh"
 
 DIR="${CA_DIR:-${STATE}/ca}"
 CONSTRAINTS="critical,permitted;DNS:localhost,excluded;IP:0.0.0.0/0.0.0.0,excluded;IP:::/::"
-NAMES=(auth.localhost mcp.localhost cimd.localhost)
+NAMES=(auth.localhost mcp.localhost cimd.localhost api.localhost)
 mkdir -p "$DIR"; chmod 700 "$DIR"
 command -v openssl >/dev/null || die "openssl is needed to create the local CA; install it and retry."
 

@@ -95,6 +95,7 @@ HTTPS_PORT=${HTTPS_PORT}
 HTTPS_BIND=${HTTPS_BIND:-127.0.0.1}
 AUTH_ORIGIN=https://auth.localhost${suffix}
 MCP_RESOURCE_URL=https://mcp.localhost${suffix}/mcp
+API_URL=https://api.localhost${suffix}
 CIMD_ORIGIN=https://cimd.localhost${suffix}
 AGENT_CALLBACK_PORT=${AGENT_CALLBACK_PORT}
 KEYCLOAK_IMAGE=${KEYCLOAK_IMAGE}

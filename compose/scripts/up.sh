@@ -32,9 +32,10 @@ cat <<MSG
   MCP server (resource server)     ${MCP_RESOURCE_URL}
   Protected resource metadata      ${MCP_RESOURCE_URL%/mcp}/.well-known/oauth-protected-resource/mcp
   CIMD document of the demo agent  ${CIMD_ORIGIN}/agents/demo/metadata.json
+  Notes API (called by the MCP server as its user, by token exchange)  ${API_URL}/notes
 
-  Demo users      alice / $(cat .local/secrets/demo-user-password)  (role mcp-user: the ordinary tools)
-                  ada   / $(cat .local/secrets/admin-user-password)  (role mcp-admin: every tool)
+  Demo users      alice / $(cat .local/secrets/demo-user-password)  (roles mcp-user, notes-user: the ordinary tools and her notes)
+                  ada   / $(cat .local/secrets/admin-user-password)  (role mcp-admin: every MCP tool, no notes)
                   nora  / $(cat .local/secrets/norole-user-password)  (no MCP role: signs in, is refused)
   Keycloak admin  admin / $(cat .local/secrets/keycloak-admin-password)  (console: KEYCLOAK_ADMIN_CONSOLE=on make up)
   Local CA        .local/ca/ca.pem  (trust it in your browser: see README, "Trusting the local CA")

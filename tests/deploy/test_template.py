@@ -396,7 +396,7 @@ def test_realm_changes_reach_the_live_realm_through_a_realm_sync_task(synth: Syn
     container = definition["Properties"]["ContainerDefinitions"][0]
     assert container["Command"] == ["--server", "http://keycloak.mcp-auth-prod.internal:8080", "/realm/mcp-realm.json"]
     assert {s["Name"] for s in container["Secrets"]} == {"KEYCLOAK_ADMIN_CLIENT_SECRET"}
-    assert set(env(container)) == {"MCP_RESOURCE_URL", "CIMD_ORIGIN", "AGENT_CALLBACK_PORT"}
+    assert set(env(container)) == {"MCP_RESOURCE_URL", "API_URL", "CIMD_ORIGIN", "AGENT_CALLBACK_PORT"}
     assert "RealmSyncCommand" in synth.template.to_json()["Outputs"]
     names = {s["Properties"]["Name"] for s in resources(synth, "AWS::ServiceDiscovery::Service").values()}
     assert {"keycloak", "egress"} <= names

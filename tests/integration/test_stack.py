@@ -17,7 +17,7 @@ from tests.support.stack import Stack
 
 def test_every_service_is_healthy(compose: DockerCompose):
     expected = services(compose)
-    assert {"keycloak", "caddy", "cimd-host", "mcp-server", "egress"} <= set(expected)
+    assert {"keycloak", "caddy", "cimd-host", "mcp-server", "egress", "api"} <= set(expected)
     result = subprocess.run(
         [*compose.docker_compose_command(), "ps", "--format", "json"],
         cwd=compose.context,
@@ -36,6 +36,8 @@ def public_urls(stack: Stack) -> list[str]:
         f"{stack.issuer}/.well-known/openid-configuration",
         f"{stack.mcp_origin}/.well-known/oauth-protected-resource/mcp",
         f"{stack.cimd_origin}/agents/demo/metadata.json",
+        # The notes API, where the deployment has one (the sandbox does).
+        *([f"{stack.env['API_URL']}/.well-known/oauth-protected-resource"] if "API_URL" in stack.env else []),
     ]
 
 

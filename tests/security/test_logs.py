@@ -45,7 +45,7 @@ def test_no_secret_the_run_used_appears_in_any_log(stack: Stack, compose: Docker
                                                      "agent-confidential-client-secret", "machine-client-secret")))
 
     logs = all_logs(compose)
-    for service in ("caddy", "keycloak", "mcp-server"):
+    for service in ("caddy", "keycloak", "mcp-server", "api"):
         assert logs[service], f"the {service} log is empty: nothing was audited"
     # The redirect and the careless URL were logged, without their query strings.
     assert "/callback?[redacted]" in logs["caddy"]

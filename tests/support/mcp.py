@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx2
 
-from tests.support.stack import Stack
+from tests.support.stack import Stack, remote
 
 
 def rpc(stack: Stack, authorization: str | None, *, url: str | None = None, method: str = "tools/list",
@@ -17,5 +17,8 @@ def rpc(stack: Stack, authorization: str | None, *, url: str | None = None, meth
                          json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params or {}})
 
 
-# The sandbox MCP server's tools, in the order it lists them (services/mcp-server: tools.py).
-TOOL_NAMES = ["get_time", "whoami", "server_stats", "recent_calls"]
+# The sandbox MCP server's tools, in the order it lists them (services/mcp-server: tools.py). The
+# notes tools exist where the MCP server is given the notes API (MCP_NOTES_API_URL: the sandbox
+# sets it; a deployment under `make test-remote` may not have the API).
+NOTES_TOOL_NAMES = ["list_notes", "add_note", "delete_note"]
+TOOL_NAMES = ["get_time", "whoami", "server_stats", "recent_calls", *([] if remote() else NOTES_TOOL_NAMES)]

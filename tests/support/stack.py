@@ -104,6 +104,13 @@ class Stack:
         return self.env["MCP_RESOURCE_URL"]
 
     @property
+    def api_url(self) -> str:
+        """The notes API's URL (and its client id at Keycloak): the sandbox's downstream API."""
+        if "API_URL" not in self.env:
+            skip_remote("the notes API (the sandbox's API_URL)")
+        return self.env["API_URL"]
+
+    @property
     def mcp_origin(self) -> str:
         return self.resource_url.rsplit("/", 1)[0]
 

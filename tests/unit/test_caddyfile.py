@@ -57,7 +57,7 @@ def https_sites() -> dict[str, list[str]]:
 
 def test_the_parse_finds_every_public_name_and_the_catch_all():
     assert set(https_sites()) == {"auth.localhost:{$HTTPS_PORT}", "mcp.localhost:{$HTTPS_PORT}",
-                                  "cimd.localhost:{$HTTPS_PORT}", ":{$HTTPS_PORT}"}
+                                  "cimd.localhost:{$HTTPS_PORT}", "api.localhost:{$HTTPS_PORT}", ":{$HTTPS_PORT}"}
 
 
 @pytest.mark.parametrize("site", sorted(https_sites()))

@@ -58,3 +58,17 @@ def test_the_image_health_check_is_readiness():
     dockerfile = (ROOT / "services" / "mcp-server" / "Dockerfile").read_text()
     (healthcheck,) = re.findall(r"^HEALTHCHECK .*$", dockerfile.replace("\\\n", " "), re.MULTILINE)
     assert READINESS in healthcheck
+
+
+def test_the_notes_api_is_waited_for_and_balanced_on_readiness_too():
+    """The notes API uses the MCP server's health routes (services/api): the same readiness."""
+    check = compose_file("compose.yaml")["services"]["api"]["healthcheck"]
+    assert READINESS in " ".join(check["test"])
+    assert check["start_period"]
+    caddyfile = (ROOT / "services" / "caddy" / "Caddyfile").read_text()
+    block = re.search(r"^api\.localhost:\{\$HTTPS_PORT\} \{\n(.*?)^\}", caddyfile, re.MULTILINE | re.DOTALL)
+    assert block is not None
+    assert re.search(r"^\s*import upstream_health /readyz 8000$", block.group(1), re.MULTILINE), block.group(1)
+    dockerfile = (ROOT / "services" / "api" / "Dockerfile").read_text()
+    (healthcheck,) = re.findall(r"^HEALTHCHECK .*$", dockerfile.replace("\\\n", " "), re.MULTILINE)
+    assert READINESS in healthcheck

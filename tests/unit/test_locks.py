@@ -9,7 +9,8 @@ import pytest
 from tests.support.stack import ROOT
 
 
-@pytest.mark.parametrize(("package", "path"), [("mcp-server", "services/mcp-server"), ("mcp-agent", "services/agent")])
+@pytest.mark.parametrize(("package", "path"), [("mcp-server", "services/mcp-server"), ("notes-api", "services/api"),
+                                              ("mcp-agent", "services/agent")])
 def test_requirements_lock_matches_uv_lock(package, path):
     uv = shutil.which("uv") or str(ROOT / ".local" / "tools" / "bin" / "uv")
     exported = subprocess.run(

@@ -20,7 +20,7 @@ from realm_sync.users import RECORD_ATTRIBUTE, Existing, UserSync, plan, read_re
 from tests.unit.realm_profile import REALM_DIR, rendered
 
 PLACEHOLDERS = {name: f"value-of-{name}" for name in
-                ("MCP_RESOURCE_URL", "CIMD_ORIGIN", "AGENT_CALLBACK_PORT", "DEMO_USER_PASSWORD", "ADMIN_USER_PASSWORD",
+                ("MCP_RESOURCE_URL", "API_URL", "CIMD_ORIGIN", "AGENT_CALLBACK_PORT", "DEMO_USER_PASSWORD", "ADMIN_USER_PASSWORD",
                  "NOROLE_USER_PASSWORD", "MACHINE_CLIENT_SECRET", "AGENT_CONFIDENTIAL_CLIENT_SECRET")}
 # realm-sync only ever sees rendered files (its image renders them at build time).
 PROFILES = {profile: rendered(profile) for profile in ("production", "sandbox")}
@@ -163,14 +163,15 @@ def test_a_roles_composites_are_what_the_file_declares(role: dict, composites: d
 
 def test_the_shared_realms_roles_are_all_read_and_gate_each_mcp_scope():
     """What realm-sync applies (roles, composites, scope mappings) says: mcp:tools needs mcp-user,
-    mcp:audit mcp-auditor, mcp:admin mcp-admin; mcp:connect needs none."""
+    mcp:audit mcp-auditor, mcp:admin mcp-admin; mcp:connect needs none; the notes API's scopes
+    need notes-user."""
     (shared,) = PROFILES["production"].values()
     roles = {role["name"]: role for role in declared_roles(shared)}
-    assert {"default-roles-mcp", "offline_access", "mcp-user", "mcp-auditor", "mcp-admin"} <= roles.keys()
+    assert {"default-roles-mcp", "offline_access", "mcp-user", "mcp-auditor", "mcp-admin", "notes-user"} <= roles.keys()
     assert set(desired_composites(roles["default-roles-mcp"])["realm"]) == {"offline_access", "uma_authorization"}
     gates = {m["clientScope"]: m["roles"] for m in shared["scopeMappings"]}
     assert gates == {"offline_access": ["offline_access"], "mcp:tools": ["mcp-user"], "mcp:audit": ["mcp-auditor"],
-                     "mcp:admin": ["mcp-admin"]}
+                     "mcp:admin": ["mcp-admin"], "notes:read": ["notes-user"], "notes:write": ["notes-user"]}
 
 
 # Users: created once, then left to operators

@@ -29,6 +29,9 @@ DEMO_USERS = {"alice", "ada", "nora"}
 # Keycloak's own clients, declared to be disabled; and the MCP server itself (the audience, never a requester).
 BUILT_IN_CLIENTS = {"admin-cli", "security-admin-console"}
 RESOURCE_CLIENT = "${MCP_RESOURCE_URL}"
+# The notes API: an audience only, never a requester.
+API_CLIENT = "${API_URL}"
+NOTES_SCOPES = {"notes:read", "notes:write"}
 
 
 def strings(node: Any, path: str = "") -> Iterator[tuple[str, str]]:
@@ -94,7 +97,7 @@ def test_production_has_none_of_the_test_only_clients_and_nothing_like_them():
     # Every client that asks for tokens can ask for the MCP server's audience (no "no audience" client).
     audience = audience_scopes(realm_of(PRODUCTION, "mcp"))
     assert {"mcp:connect", "mcp:tools", "mcp:audit", "mcp:admin"} <= audience
-    without = [name for name, client in mcp.items() if name not in BUILT_IN_CLIENTS | {RESOURCE_CLIENT}
+    without = [name for name, client in mcp.items() if name not in BUILT_IN_CLIENTS | {RESOURCE_CLIENT, API_CLIENT}
                and not audience & {*client.get("defaultClientScopes", []), *client.get("optionalClientScopes", [])}]
     assert without == []
 
@@ -254,3 +257,59 @@ def test_an_unknown_profile_is_refused(tmp_path: Path):
 def test_the_rendered_files_are_what_render_says(tmp_path: Path):
     assert profile.main(["--profile", "sandbox", str(REALM_DIR), str(tmp_path)]) == 0
     assert {path.name: json.loads(path.read_text()) for path in tmp_path.glob("*.json")} == SANDBOX
+
+
+# Token exchange for the notes API (docs/decisions.md, "The downstream API")
+
+@pytest.mark.parametrize("profile_name", ["production", "sandbox"])
+def test_only_the_mcp_servers_client_may_exchange_tokens(profile_name: str):
+    mcp = clients(realm_of(rendered(profile_name), "mcp"))
+    exchanging = sorted(name for name, client in mcp.items()
+                        if client.get("attributes", {}).get("standard.token.exchange.enabled") == "true")
+    assert exchanging == [RESOURCE_CLIENT]
+    # Confidential, with its own key (private_key_jwt): public clients cannot exchange at all.
+    assert mcp[RESOURCE_CLIENT]["publicClient"] is False
+    assert mcp[RESOURCE_CLIENT]["clientAuthenticatorType"] == "client-jwt"
+
+
+@pytest.mark.parametrize("profile_name", ["production", "sandbox"])
+def test_only_the_mcp_servers_client_can_obtain_the_notes_scopes(profile_name: str):
+    """The notes scopes carry the API's audience: a client that could ask for them directly would
+    get a token for the API without the exchange. Only the MCP server's client has them, as
+    optional scopes; no realm default hands them to new (DCR, CIMD) clients."""
+    realm = realm_of(rendered(profile_name), "mcp")
+    holders = sorted(name for name, client in clients(realm).items()
+                     if NOTES_SCOPES & {*client.get("defaultClientScopes", []), *client.get("optionalClientScopes", [])})
+    assert holders == [RESOURCE_CLIENT]
+    assert set(clients(realm)[RESOURCE_CLIENT]["optionalClientScopes"]) == NOTES_SCOPES
+    assert not NOTES_SCOPES & {*realm["defaultDefaultClientScopes"], *realm["defaultOptionalClientScopes"]}
+
+
+def test_the_notes_scopes_are_gated_by_a_role_and_carry_the_apis_audience_alone():
+    realm = realm_of(PRODUCTION, "mcp")
+    gates = {m["clientScope"]: m["roles"] for m in realm["scopeMappings"]}
+    assert {scope: gates.get(scope) for scope in NOTES_SCOPES} == {scope: ["notes-user"] for scope in NOTES_SCOPES}
+    for scope in realm["clientScopes"]:
+        if scope["name"] in NOTES_SCOPES:
+            audiences = [m["config"] for m in scope["protocolMappers"] if m["protocolMapper"] == "oidc-audience-mapper"]
+            # A client audience (V2's `audience` parameter names a client), and not the MCP server's.
+            assert audiences == [{**audiences[0], "included.client.audience": API_CLIENT}]
+            assert "included.custom.audience" not in audiences[0]
+
+
+def test_nobody_can_obtain_a_token_as_the_notes_api():
+    api = clients(realm_of(PRODUCTION, "mcp"))[API_CLIENT]
+    assert api["publicClient"] is False
+    assert not any(api.get(flow) for flow in ("standardFlowEnabled", "implicitFlowEnabled", "directAccessGrantsEnabled",
+                                             "serviceAccountsEnabled"))
+    # No credential at all: no key, no secret.
+    assert "jwks.url" not in api.get("attributes", {})
+    assert "secret" not in api
+    assert api["defaultClientScopes"] == api["optionalClientScopes"] == []
+
+
+def test_alice_holds_the_notes_role_and_ada_does_not():
+    users = {u["username"]: u for u in realm_of(SANDBOX, "mcp")["users"]}
+    assert "notes-user" in users["alice"]["realmRoles"]
+    # ada administers the MCP server; that gives her no notes (a user without the API permission).
+    assert "notes-user" not in users["ada"]["realmRoles"]

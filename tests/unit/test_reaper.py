@@ -149,10 +149,11 @@ def test_the_declared_clients_come_from_the_rendered_realm_files_with_only_clien
     for name, realm in rendered("sandbox").items():
         (tmp_path / name).write_text(json.dumps(realm))
     # The reaper gets no secret but the admin client's: the files' passwords stay unfilled.
-    values = {"MCP_RESOURCE_URL": "https://mcp.localhost/mcp"}
+    values = {"MCP_RESOURCE_URL": "https://mcp.localhost/mcp", "API_URL": "https://api.localhost"}
     mcp = read_realm(tmp_path / "mcp-realm.json", values)
     assert mcp.realm == "mcp"
-    assert {"mcp-agent", "mcp-machine-agent", "mcp-agent-confidential", "https://mcp.localhost/mcp"} <= mcp.declared
+    assert {"mcp-agent", "mcp-machine-agent", "mcp-agent-confidential", "https://mcp.localhost/mcp",
+            "https://api.localhost"} <= mcp.declared
     assert read_realm(tmp_path / "other-realm.json", values).realm == "other"
     with pytest.raises(Exception, match=r"placeholder \$\{MCP_RESOURCE_URL\} is not set"):
         read_realm(tmp_path / "mcp-realm.json", {})

@@ -72,8 +72,8 @@ def test_a_tool_call_outliving_its_token_runs_once_and_answers(monkeypatch: pyte
     slow = SlowTool()
     declared = tools.register
 
-    def register_with_slow_tool(server) -> ToolTable:
-        table = declared(server)
+    def register_with_slow_tool(server, notes=None) -> ToolTable:
+        table = declared(server, notes)
         table.add(slow.slow_tool, name="slow_tool", scopes=["mcp:tools"])
         return table
 

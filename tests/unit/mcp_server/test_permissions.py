@@ -92,8 +92,8 @@ def deploy() -> str:
 def test_a_new_tool_with_a_new_scope_changes_prm_and_challenges(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
     declared = tools.register
 
-    def register_with_deploy(server) -> ToolTable:
-        table = declared(server)
+    def register_with_deploy(server, notes=None) -> ToolTable:
+        table = declared(server, notes)
         table.add(deploy, name="deploy", scopes=["mcp:tools", "mcp:deploy"])  # the only edit
         return table
 

@@ -38,8 +38,10 @@ from .config import ConfigurationError, Settings
 from .cors import CORS
 from .discovery import AuthorizationServerMetadata
 from .dpop import ProofOfPossession
+from .exchange import TokenExchange
 from .introspection import Introspection
 from .jwks import JWKSCache
+from .notes import NotesAPI
 from .scopes import ScopePolicy
 from .shutdown import Drain
 from .verifier import AccessTokenVerifier
@@ -52,7 +54,8 @@ CORS_REQUEST_HEADERS = ["authorization", "dpop", "content-type", "accept", "mcp-
                         "last-event-id", "mcp-method", "mcp-name"]
 CORS_EXPOSED_HEADERS = ["www-authenticate", "dpop-nonce", "mcp-protocol-version", "mcp-session-id"]
 INSTRUCTIONS = ("Demo MCP server of the OAuth sandbox. get_time and whoami need mcp:tools; recent_calls needs "
-                "mcp:audit; server_stats needs mcp:admin and a session the authorization server still holds active.")
+                "mcp:audit; server_stats needs mcp:admin and a session the authorization server still holds active. "
+                "list_notes, add_note and delete_note (when configured) call the notes API as you, by token exchange.")
 
 
 def http_client(settings: Settings) -> httpx2.AsyncClient:
@@ -80,6 +83,27 @@ def transport_app(server: MCPServer, settings: Settings) -> Starlette:
     )
 
 
+def own_client(settings: Settings, needed_by: str) -> PrivateKeyJWT:
+    """This server's own client at the AS (private_key_jwt), for `needed_by`; ConfigurationError
+    if it has no usable key."""
+    key = None
+    if settings.client_key_pem is not None:
+        if not settings.client_key_id:
+            raise ConfigurationError("MCP_CLIENT_KEY_PEM is set: set MCP_CLIENT_KEY_ID to its kid too")
+        key = (settings.client_key_id, settings.client_key_pem.get_secret_value())
+    elif settings.client_key_dir is None:
+        raise ConfigurationError(
+            f"{needed_by}: set MCP_CLIENT_KEY_DIR to this server's client key directory (<kid>.pem files and `current`; "
+            "or MCP_CLIENT_KEY_ID and MCP_CLIENT_KEY_PEM)")
+    client = PrivateKeyJWT(client_id=settings.own_client_id, key_dir=settings.client_key_dir, key=key,
+                           audience=settings.issuer)
+    try:
+        client.form_fields()  # a key that cannot sign stops the start, not the first call that needs it
+    except ClientKeyError as exc:
+        raise ConfigurationError(f"the MCP server's client key: {exc}") from None
+    return client
+
+
 def introspection_for(
     settings: Settings, policy: ScopePolicy, http: httpx2.AsyncClient, metadata: AuthorizationServerMetadata
 ) -> Introspection | None:
@@ -92,30 +116,36 @@ def introspection_for(
         log.warning("MCP_INTROSPECT_PRIVILEGED=false: privileged tools (%s) trust the token alone; a revoked session "
                     "reaches them until its token expires", tools_named)
         return None
-    key = None
-    if settings.client_key_pem is not None:
-        if not settings.client_key_id:
-            raise ConfigurationError("MCP_CLIENT_KEY_PEM is set: set MCP_CLIENT_KEY_ID to its kid too")
-        key = (settings.client_key_id, settings.client_key_pem.get_secret_value())
-    elif settings.client_key_dir is None:
+    if settings.client_key_pem is None and settings.client_key_dir is None:
         raise ConfigurationError(
             f"privileged tools ({tools_named}) check revocation by token introspection: set MCP_CLIENT_KEY_DIR to this "
             "server's client key directory (<kid>.pem files and `current`; or MCP_CLIENT_KEY_ID and MCP_CLIENT_KEY_PEM), "
             "or MCP_INTROSPECT_PRIVILEGED=false to let revoked sessions reach them until their tokens expire")
-    client = PrivateKeyJWT(client_id=settings.own_client_id, key_dir=settings.client_key_dir, key=key,
-                           audience=settings.issuer)
-    try:
-        client.form_fields()  # a key that cannot sign stops the start, not the first privileged call
-    except ClientKeyError as exc:
-        raise ConfigurationError(f"the MCP server's client key: {exc}") from None
     return Introspection(
         http,
-        client=client,
+        client=own_client(settings, f"privileged tools ({tools_named})"),
         metadata=metadata,
         endpoint=settings.introspection_url,
         cache_seconds=settings.introspection_cache_seconds,
         timeout=settings.introspection_timeout_seconds,
     )
+
+
+def notes_api_for(settings: Settings, http: httpx2.AsyncClient, metadata: AuthorizationServerMetadata) -> NotesAPI | None:
+    """The notes API client of the notes tools (token exchange as this server's own client), or
+    None without MCP_NOTES_API_URL."""
+    if settings.notes_api_url is None:
+        return None
+    exchange = TokenExchange(
+        http,
+        client=own_client(settings, "the notes tools exchange tokens for the notes API (MCP_NOTES_API_URL)"),
+        metadata=metadata,
+        endpoint=None,
+        timeout=settings.exchange_timeout_seconds,
+        margin=settings.exchange_margin_seconds,
+    )
+    return NotesAPI(http, exchange, url=settings.notes_api_url, audience=settings.notes_api_url,
+                    timeout=settings.notes_api_timeout_seconds)
 
 
 def create_app(
@@ -154,7 +184,7 @@ def create_app(
     # with the same decision (bearer.py) and hands over to the SDK's AuthContextMiddleware; PRM is
     # prm.py's (with every scope, at both well-known URLs).
     server = MCPServer(name="mcp-auth-sandbox", instructions=INSTRUCTIONS)
-    tool_table = tools.register(server)
+    tool_table = tools.register(server, notes_api_for(settings, http, metadata))
     try:
         policy = settings.scope_policy.with_tools(tool_table.declarations)
     except ValueError as exc:

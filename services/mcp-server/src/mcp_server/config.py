@@ -61,6 +61,15 @@ class Settings(BaseSettings):
     introspection_cache_seconds: float = Field(default=5.0, ge=0, le=300)
     # How long a privileged call waits for the AS before it is refused (503, fail closed).
     introspection_timeout_seconds: float = Field(default=3.0, gt=0, le=30)
+    # The notes API (services/api) the notes tools call as their user; unset: no notes tools. Its
+    # URL is also its client id at the AS, the `audience` of the token exchange (RFC 8693).
+    notes_api_url: str | None = None
+    # How long a token exchange may take (metadata and request together) before the tool says so.
+    exchange_timeout_seconds: float = Field(default=3.0, gt=0, le=30)
+    # An exchanged token is reused until this long before it expires (exchange.py).
+    exchange_margin_seconds: float = Field(default=30.0, ge=0, le=600)
+    # How long a call to the notes API may take before the tool says so.
+    notes_api_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
     # What Keycloak signs access tokens with; never `none` or HMAC (RFC 8725 §3.1).
     algorithms: list[str] = Field(default_factory=lambda: ["RS256"])
     leeway_seconds: int = 10

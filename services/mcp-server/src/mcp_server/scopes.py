@@ -62,11 +62,14 @@ class Vocabulary:
 
 @dataclass(frozen=True)
 class Declaration:
-    """What one tool needs: its scopes (declared names) and whether the token's revocation status
-    must be confirmed at the authorization server before it runs (introspection.py)."""
+    """What one tool needs: its scopes (declared names), whether the token's revocation status
+    must be confirmed at the authorization server before it runs (introspection.py), and the
+    scopes it asks for at a downstream API by token exchange (notes.py; never checked or
+    advertised here: the authorization server decides them at the exchange)."""
 
     scopes: tuple[str, ...]
     privileged: bool = False
+    downstream: tuple[str, ...] = ()
 
 
 class ToolTable:
@@ -76,12 +79,14 @@ class ToolTable:
         self._server = server
         self._declarations: dict[str, Declaration] = {}
 
-    def add(self, fn: Callable[..., Any], *, name: str, scopes: Iterable[str], privileged: bool = False) -> None:
+    def add(self, fn: Callable[..., Any], *, name: str, scopes: Iterable[str], privileged: bool = False,
+            downstream: Iterable[str] = ()) -> None:
         if name in self._declarations:
             raise ValueError(f"tool {name!r} is declared twice")
         needed = tuple(dict.fromkeys(scope_token(s, f"tool {name!r}") for s in scopes))
+        elsewhere = tuple(dict.fromkeys(scope_token(s, f"tool {name!r}") for s in downstream))
         self._server.add_tool(fn, name=name)
-        self._declarations[name] = Declaration(needed, privileged)
+        self._declarations[name] = Declaration(needed, privileged, elsewhere)
 
     @property
     def declarations(self) -> Mapping[str, Declaration]:

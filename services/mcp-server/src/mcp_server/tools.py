@@ -6,6 +6,12 @@
 | whoami         | mcp:tools                      | no                           |
 | server_stats   | mcp:tools + mcp:admin          | yes (privileged)             |
 | recent_calls   | mcp:tools + mcp:audit          | no                           |
+| list_notes     | mcp:tools (notes:read at the notes API, by token exchange)  | no |
+| add_note       | mcp:tools (notes:write at the notes API)                    | no |
+| delete_note    | mcp:tools (notes:write at the notes API)                    | no |
+
+The notes tools exist only when MCP_NOTES_API_URL is set (notes.py): they call the notes API as
+the user, with a token exchanged for its audience and only the scope each needs (`downstream`).
 
 `SCOPES` declares what belongs to no single tool: the audience scope clients request so their
 token names this server (`mcp:connect`, which grants nothing), the base scope of every MCP
@@ -29,6 +35,8 @@ from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.mcpserver.exceptions import ToolError
 
 from . import audit, scopes
+from .notes import NotesAPI
+from .notes import tools as notes_tools
 
 SCOPES = scopes.Vocabulary(
     audience="mcp:connect",
@@ -86,10 +94,12 @@ def recent_calls() -> dict[str, Any]:
     return {"calls": audit.recent()}
 
 
-def register(server: MCPServer) -> scopes.ToolTable:
+def register(server: MCPServer, notes: NotesAPI | None = None) -> scopes.ToolTable:
     table = scopes.ToolTable(server)
     table.add(get_time, name="get_time", scopes=["mcp:tools"])
     table.add(whoami, name="whoami", scopes=["mcp:tools"])
     table.add(server_stats, name="server_stats", scopes=["mcp:tools", "mcp:admin"], privileged=True)
     table.add(recent_calls, name="recent_calls", scopes=["mcp:tools", "mcp:audit"])
+    for tool in notes_tools(notes) if notes is not None else []:
+        table.add(tool.fn, name=tool.name, scopes=["mcp:tools"], downstream=[tool.scope])
     return table

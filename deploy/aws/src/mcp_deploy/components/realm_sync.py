@@ -30,7 +30,7 @@ class RealmSync(Construct):
         self.task_definition.add_container(
             "realm-sync", image=image, logging=platform.logs(self, "realm-sync"),
             command=[*self.server_args, realm_file],
-            environment={k: keycloak.environment[k] for k in ("MCP_RESOURCE_URL", "CIMD_ORIGIN", "AGENT_CALLBACK_PORT")},
+            environment={k: keycloak.environment[k] for k in ("MCP_RESOURCE_URL", "API_URL", "CIMD_ORIGIN", "AGENT_CALLBACK_PORT")},
             secrets={"KEYCLOAK_ADMIN_CLIENT_SECRET": ecs.Secret.from_secrets_manager(keycloak.admin_client_secret)},
             readonly_root_filesystem=True,
         )
