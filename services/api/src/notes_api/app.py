@@ -25,9 +25,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from mcp_server import health
-from mcp_server.discovery import AuthorizationServerMetadata
-from mcp_server.jwks import JWKSCache
-from mcp_server.verifier import AccessTokenVerifier
+from mcp_server.verifier import AccessTokenVerifier, verifier_for
 
 from .bearer import Caller, Guard, Refusal
 from .config import READ, WRITE, Settings
@@ -51,17 +49,7 @@ def create_app(settings: Settings, *, http: httpx2.AsyncClient | None = None,
     http = http or http_client(settings)
     checks = settings.verifier_settings
     if verifier is None:
-        keys = JWKSCache(
-            http,
-            issuer=checks.issuer,
-            jwks_url=checks.jwks_url,
-            algorithms=checks.algorithms,
-            min_refresh=checks.jwks_min_refresh_seconds,
-            max_age=checks.jwks_max_age_seconds,
-            unknown_kid_wait=checks.jwks_unknown_kid_wait_seconds,
-            metadata=AuthorizationServerMetadata(http, checks.issuer),
-        )
-        verifier = AccessTokenVerifier(checks, keys)
+        verifier = verifier_for(checks, http)
     keys = verifier.keys
     guard = Guard(verifier, audience=checks.expected_audience, metadata_url=settings.metadata_url)
     store = store or NoteStore(settings.database, max_per_owner=settings.max_notes_per_user)

@@ -40,11 +40,10 @@ from .discovery import AuthorizationServerMetadata
 from .dpop import ProofOfPossession
 from .exchange import TokenExchange
 from .introspection import Introspection
-from .jwks import JWKSCache
 from .notes import NotesAPI
 from .scopes import ScopePolicy
 from .shutdown import Drain
-from .verifier import AccessTokenVerifier
+from .verifier import AccessTokenVerifier, verifier_for
 
 log = logging.getLogger(__name__)
 
@@ -166,17 +165,7 @@ def create_app(
     # key, unreachable from the network. Only for the keys this app fetches itself.
     reload_signal = signal.SIGHUP if verifier is None else None
     if verifier is None:
-        keys = JWKSCache(
-            http,
-            issuer=settings.issuer,
-            jwks_url=settings.jwks_url,
-            algorithms=settings.algorithms,
-            min_refresh=settings.jwks_min_refresh_seconds,
-            max_age=settings.jwks_max_age_seconds,
-            unknown_kid_wait=settings.jwks_unknown_kid_wait_seconds,
-            metadata=metadata,
-        )
-        verifier = AccessTokenVerifier(settings, keys)
+        verifier = verifier_for(settings, http, metadata)
     keys = verifier.keys
 
     # No `auth=` here: with it, the SDK would build its own bearer layers around the transport, and

@@ -19,11 +19,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import httpx2
 import jwt
 from mcp.server.auth.provider import AccessToken, TokenVerifier
 
 from . import request
 from .config import Settings
+from .discovery import AuthorizationServerMetadata
 from .jwks import JWKSCache, SigningKey, UnknownKey
 from .scopes import SCOPE_TOKEN
 
@@ -60,6 +62,24 @@ class Verified:
     audience: str  # the `aud` value equal to this resource server
     # What the SDK is handed, built once per token: a cache hit returns it as is (read-only).
     access: AccessToken
+
+
+def verifier_for(settings: Settings, http: httpx2.AsyncClient,
+                 metadata: AuthorizationServerMetadata | None = None) -> AccessTokenVerifier:
+    """The verifier and its key cache as `settings` say, fetching through `http` (the JWKS URL from
+    `metadata`, the AS's discovery document, unless MCP_JWKS_URL names it). Both resource servers
+    of the stack, the MCP server and the notes API, build theirs here."""
+    keys = JWKSCache(
+        http,
+        issuer=settings.issuer,
+        jwks_url=settings.jwks_url,
+        algorithms=settings.algorithms,
+        min_refresh=settings.jwks_min_refresh_seconds,
+        max_age=settings.jwks_max_age_seconds,
+        unknown_kid_wait=settings.jwks_unknown_kid_wait_seconds,
+        metadata=metadata or AuthorizationServerMetadata(http, settings.issuer),
+    )
+    return AccessTokenVerifier(settings, keys)
 
 
 class AccessTokenVerifier(TokenVerifier):
