@@ -17,6 +17,8 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from mcp_server.dpop import access_token_hash, thumbprint
+from tests.support.downstream import PASSWORDS, mcp_server_client, token_exchange
+from tests.support.login import authorize, exchange
 from tests.support.secrets import remember
 from tests.support.stack import Stack
 from tests.support.tokens import request_token
@@ -34,11 +36,21 @@ def proof(key: Any, method: str, url: str, token: str | None = None) -> str:
     return jwt.encode(claims, key, algorithm="ES256", headers={"typ": "dpop+jwt", "jwk": jwk_of(key)})
 
 
-def call(stack: Stack, authorization: str, *proofs: str) -> httpx2.Response:
+def call(stack: Stack, authorization: str, *proofs: str, body: dict[str, Any] = GET_TIME) -> httpx2.Response:
     headers = [("authorization", authorization), ("accept", "application/json, text/event-stream"),
                ("mcp-protocol-version", "2025-11-25"), *(("dpop", p) for p in proofs)]
     with stack.client() as http:
-        return http.post(stack.resource_url, json=GET_TIME, headers=headers)
+        return http.post(stack.resource_url, json=body, headers=headers)
+
+
+def alice_bound_to(stack: Stack, key: Any) -> str:
+    """alice's access token for the MCP server, bound to `key` (a DPoP proof with the code exchange)."""
+    with stack.client() as http:
+        grant = authorize(http, stack, "alice", stack.secret(PASSWORDS["alice"]), scope="openid mcp:tools")
+        tokens = exchange(http, stack, grant, headers={"DPoP": proof(key, "POST", stack.token_endpoint())})
+    remember(tokens["access_token"], tokens.get("refresh_token"))
+    assert tokens["token_type"] == "DPoP"
+    return str(tokens["access_token"])
 
 
 def test_keycloak_binds_the_token_and_the_mcp_server_checks_the_binding(stack: Stack):
@@ -86,3 +98,27 @@ def test_prm_advertises_dpop_and_bearer_clients_keep_working(stack: Stack):
     issued = request_token(stack)
     assert issued.json()["token_type"] == "Bearer"
     assert call(stack, f"Bearer {issued.json()['access_token']}").status_code == 200
+
+
+def test_keycloak_refuses_to_exchange_a_dpop_bound_token_for_any_client_but_its_own(stack: Stack):
+    """What Keycloak 26.7.3 does with a DPoP-bound subject token in standard token exchange: the
+    MCP server's client is refused before audience and permissions are looked at, with or without a
+    proof from the very key the token is bound to (keycloak#51205). docs/decisions.md, "DPoP and
+    token exchange", builds on this; an upgrade that changes it fails here."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    bound = alice_bound_to(stack, key)
+    for headers in ({}, {"DPoP": proof(key, "POST", stack.token_endpoint())}):
+        refused = token_exchange(stack, bound, mcp_server_client(stack), scope="notes:read", headers=headers)
+        assert refused.status_code == 400, refused.text
+        assert "not issued for the requesting client" in refused.json()["error_description"]
+
+
+def test_an_api_backed_tool_tells_a_dpop_bound_caller_why_it_cannot_act_for_them(stack: Stack):
+    key = ec.generate_private_key(ec.SECP256R1())
+    bound = alice_bound_to(stack, key)
+    body = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "list_notes", "arguments": {}}}
+    answered = call(stack, f"DPoP {bound}", proof(key, "POST", stack.resource_url, bound), body=body)
+    assert answered.status_code == 200, answered.text
+    result = answered.json()["result"]
+    assert result["isError"] is True
+    assert "cannot act for a DPoP-bound session" in result["content"][0]["text"]

@@ -38,12 +38,12 @@ def mcp_server_client(stack: Stack) -> dict[str, str]:
 
 
 def token_exchange(stack: Stack, subject_token: str, client_auth: dict[str, str], *, scope: str | None,
-                   audience: str | None = None) -> httpx2.Response:
+                   audience: str | None = None, headers: dict[str, str] | None = None) -> httpx2.Response:
     form = {"grant_type": GRANT_TYPE, "subject_token": subject_token, "subject_token_type": ACCESS_TOKEN_TYPE,
             "requested_token_type": ACCESS_TOKEN_TYPE, "audience": audience or stack.api_url,
             **({"scope": scope} if scope else {}), **client_auth}
     with stack.client() as http:
-        response = http.post(stack.token_endpoint(), data=form)
+        response = http.post(stack.token_endpoint(), data=form, headers=headers)
     if response.status_code == 200:
         remember(response.json().get("access_token"), response.json().get("refresh_token"))
     return response

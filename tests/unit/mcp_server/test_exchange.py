@@ -16,7 +16,15 @@ from mcp.server.auth.provider import AccessToken
 
 from mcp_server.client_auth import PrivateKeyJWT
 from mcp_server.discovery import AuthorizationServerMetadata
-from mcp_server.exchange import ACCESS_TOKEN_TYPE, GRANT_TYPE, Exchanged, Refused, TokenExchange, Unavailable
+from mcp_server.exchange import (
+    ACCESS_TOKEN_TYPE,
+    GRANT_TYPE,
+    Exchanged,
+    Refused,
+    SenderConstrained,
+    TokenExchange,
+    Unavailable,
+)
 from tests.support.authorization_server import ISSUER, FakeAuthorizationServer, claims_for, mint
 from tests.support.clock import Clock
 from tests.support.token_exchange import TOKEN_URL, ExchangingAuthorizationServer
@@ -68,6 +76,19 @@ async def test_the_request_names_the_subject_the_api_and_only_the_tools_scope_as
     assert server.fake.authenticate(form) is None
     assert token == server.issued[-1]
     assert token != user.token
+
+
+@pytest.mark.anyio
+async def test_a_dpop_bound_subject_token_is_not_exchanged_at_all(tmp_path: Path):
+    """Keycloak 26.7.3 refuses it from any client but its own (tests/integration/test_dpop.py
+    pins that): asking would only cost a round trip and an opaque refusal."""
+    server = authorization_server()
+    exchanges = exchange(server, tmp_path)
+    bound = subject(server, typ="DPoP", cnf={"jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"})
+    with pytest.raises(SenderConstrained):
+        await exchanges.token_for(bound, audience=API, scope="notes:read")
+    assert exchanges.exchanges == 0
+    assert server.forms == []
 
 
 # --- the cache ----------------------------------------------------------------------------------

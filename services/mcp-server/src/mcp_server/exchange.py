@@ -55,6 +55,12 @@ class Unavailable(Exception):
     """No usable answer from the AS; the message is the cause (no token material)."""
 
 
+class SenderConstrained(Exception):
+    """The caller's token is sender-constrained (DPoP, `cnf`): Keycloak's standard token exchange
+    refuses such a subject token from any client but the one it was issued to (checked before
+    audience and permissions, whatever proof comes with it; keycloak#51205). Not asked at all."""
+
+
 @dataclass(frozen=True)
 class Exchanged:
     token: str = field(repr=False)
@@ -92,6 +98,8 @@ class TokenExchange:
 
     async def token_for(self, subject: AccessToken, *, audience: str, scope: str) -> str:
         """An access token for `audience` with `scope`, on behalf of `subject`'s user."""
+        if (subject.claims or {}).get("cnf") is not None:
+            raise SenderConstrained("the caller's token is DPoP-bound")
         key = (hashlib.sha256(subject.token.encode()).digest(), audience, scope)
         now = self._clock()
         hit = self._cache.get(key)

@@ -30,7 +30,7 @@ from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.mcpserver.exceptions import ToolError
 
 from . import audit
-from .exchange import Refused, TokenExchange, Unavailable
+from .exchange import Refused, SenderConstrained, TokenExchange, Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +64,11 @@ class NotesAPI:
         except Refused as exc:
             raise ToolError(f"Not permitted: the authorization server would not let this server call the notes API "
                             f"as you with {scope} ({exc}). The notes tools need a role that grants {scope}.") from None
+        except SenderConstrained:
+            # docs/decisions.md, "DPoP and token exchange": no sound way on Keycloak 26.7.3.
+            raise ToolError("The notes tools cannot act for a DPoP-bound session: the authorization server's token "
+                            "exchange accepts a DPoP-bound token only from the client it was issued to. Connect with a "
+                            "bearer token (without DPoP) to use them.") from None
         except Unavailable:
             raise ToolError("The notes API cannot be called right now: the authorization server did not complete the "
                             "token exchange (down or slow). Try again later.") from None
