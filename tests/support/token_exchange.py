@@ -33,6 +33,9 @@ class ExchangingAuthorizationServer:
     permitted: set[str] = field(default_factory=set)
     lifetime: int = 300
     status: int | None = None  # answer every exchange with this status (an AS in trouble)
+    # the next exchanges fail like a node that is stopping, one per entry: a status, or "drop"
+    # (the connection fails before an answer)
+    failures: list[int | str] = field(default_factory=list)
     forms: list[dict[str, str]] = field(default_factory=list)
     issued: list[str] = field(default_factory=list)
 
@@ -48,9 +51,15 @@ class ExchangingAuthorizationServer:
     def exchange(self, request: httpx2.Request) -> httpx2.Response:
         if self.fake.down:
             return httpx2.Response(503)
+        form = dict(parse_qsl(request.content.decode()))
+        if self.failures:
+            failure = self.failures.pop(0)
+            self.forms.append(form)
+            if failure == "drop":
+                raise httpx2.ConnectError("connection refused", request=request)
+            return httpx2.Response(int(failure), json={"error": "server_error"})
         if self.status is not None:
             return httpx2.Response(self.status, json={"error": "server_error"})
-        form = dict(parse_qsl(request.content.decode()))
         self.forms.append(form)
         requester = self.fake.authenticate(form)
         if requester is None:
