@@ -188,7 +188,20 @@ async def test_a_node_failing_once_is_retried_once_with_a_fresh_client_assertion
 
 
 @pytest.mark.anyio
-@pytest.mark.parametrize("failures", [["drop", "drop"], [503, 503], ["drop", 502]])
+async def test_a_node_that_does_not_answer_within_half_the_deadline_is_left_for_another(tmp_path: Path):
+    """A stopping or cold node that accepts the request and goes quiet: after half the deadline
+    the second attempt goes out (to another node behind the balancer) and its answer is used."""
+    server = authorization_server(failures=["hang"])
+    exchanges = exchange(server, tmp_path, timeout=0.4)
+    started = time.monotonic()
+    token = await exchanges.token_for(subject(server), audience=API, scope="notes:read")
+    assert token == server.issued[-1]
+    assert len(server.forms) == 2
+    assert time.monotonic() - started < 0.4  # half the deadline, then the answer of the second
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("failures", [["drop", "drop"], [503, 503], ["drop", 502], ["hang", 503]])
 async def test_two_failed_attempts_are_unavailable_and_there_is_no_third(tmp_path: Path, failures: list):
     server = authorization_server(failures=[*failures, 503])
     exchanges = exchange(server, tmp_path)
