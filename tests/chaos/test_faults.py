@@ -69,7 +69,9 @@ async def test_tool_calls_survive_node_replica_database_and_key_faults(stack: St
         print(f"\nfaults under load: {AGENTS} agents, {NOTES_AGENTS} notes agent(s), {PHASE:.0f} s phases\n{summary}",
               flush=True)
     # Every worker ran to the end (an agent that died would just stop adding calls).
-    assert all(w.done() and not w.cancelled() and w.exception() is None for w in workers), summary
+    died = ["cancelled" if w.cancelled() else repr(w.exception()) for w in workers
+            if w.cancelled() or w.exception() is not None]
+    assert died == [], f"workers died: {died}\n{summary}"
     notes_in_postgres_restart = [c for c in timeline.calls if c.tool != "get_time" and c.phase == "postgres restarted"]
     failed = [c for c in timeline.calls if not c.ok and c not in notes_in_postgres_restart]
     assert failed == [], f"{len(failed)} failed tool calls, e.g. {failed[:3]}\n{summary}"

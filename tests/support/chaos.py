@@ -114,7 +114,10 @@ async def _call(http: httpx2.AsyncClient, stack: Stack, token: str, tool: str, a
         return False, f"{type(exc).__name__}: {exc}", {}
     if response.status_code != 200:
         return False, f"{response.status_code} {response.text[:120]}", {}
-    result = response.json()["result"]
+    try:
+        result = response.json()["result"]
+    except (KeyError, ValueError):
+        return False, f"no JSON-RPC result: {response.text[:160]}", {}
     if result.get("isError"):
         return False, f"tool error: {result['content'][0]['text'][:200]}", {}
     return True, "", result.get("structuredContent") or {}
@@ -124,7 +127,17 @@ async def notes_agent(stack: Stack, timeline: Timeline, stop: asyncio.Event) -> 
     """alice, round after round: a new access token, then add_note, delete_note (the note just
     added: the count stays bounded) and list_notes — each round's first write and read exchange
     her new token at Keycloak; the delete reuses the write exchange from the cache."""
-    tokens = await asyncio.to_thread(_alice_login, stack)
+    tokens: dict[str, str] | None = None
+    while tokens is None and not stop.is_set():
+        # The first login may meet a fault too; that is the probe's business, not a failed call.
+        try:
+            tokens = await asyncio.to_thread(_alice_login, stack)
+        except (AssertionError, httpx2.HTTPError, KeyError, ValueError) as exc:
+            timeline.probe_errors.setdefault((timeline.phase, "notes agent login"), []).append(
+                f"{type(exc).__name__}: {str(exc)[:160]}")
+            await asyncio.sleep(1)
+    if tokens is None:
+        return
     async with stack.async_client() as http:
 
         async def timed(tool: str, arguments: dict) -> dict:
