@@ -75,7 +75,7 @@ CHECKOUT_ID="$(cat "${STATE}/checkout-id")"
 secrets="${STATE}/secrets"
 mkdir -p "$secrets"; chmod 700 "$secrets"
 for name in keycloak-admin-password keycloak-admin-client-secret demo-user-password admin-user-password norole-user-password \
-    agent-confidential-client-secret machine-client-secret postgres-password; do
+    agent-confidential-client-secret machine-client-secret postgres-password notes-db-password; do
   if [ ! -s "$secrets/$name" ]; then
     # Readable inside the containers (bind-mounted files keep their mode); the 0700 directory
     # keeps other host users out.

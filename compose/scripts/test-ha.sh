@@ -48,6 +48,7 @@ origin() { sed -n "s/^$1=//p" "${ROOT}/compose/.env"; }
 MCP_TEST_ISSUER="$(origin AUTH_ORIGIN)/realms/mcp" \
 MCP_TEST_RESOURCE_URL="$(origin MCP_RESOURCE_URL)" \
 MCP_TEST_CIMD_ORIGIN="$(origin CIMD_ORIGIN)" \
+MCP_TEST_API_URL="$(origin API_URL)" \
 MCP_TEST_CALLBACK_PORT="$(origin AGENT_CALLBACK_PORT)" \
 MCP_TEST_PASSWORD_FILE="${STATE}/secrets/demo-user-password" \
 MCP_TEST_MACHINE_KEY_DIR="${STATE}/keys/machine" \

@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
@@ -111,6 +112,32 @@ async def test_cimd_login_consent_and_tool_calls(stack: Stack, compose: DockerCo
     assert len(clients) == 1
     assert clients[0]["publicClient"] is False
     assert clients[0]["attributes"]["jwks.url"] == f"{stack.cimd_origin}/agents/demo/jwks.json"
+
+
+@pytest.mark.matrix("Demo agent (this repository, `mcp` Python SDK 2.x)", "notes API")
+async def test_the_demo_agent_calls_the_notes_tools_as_alice(stack: Stack, tmp_path: Path):
+    """The agent as it runs by default (CIMD, private_key_jwt), signed in as alice, adds, lists and
+    deletes a note: the MCP server exchanges her token at Keycloak for one whose audience is the
+    notes API (RFC 8693) and calls the API with that; the answers show what the API saw."""
+    settings = settings_for(stack, tmp_path)
+    text = f"demo agent note {uuid.uuid4().hex[:8]}"
+    async with chromium(stack.ca_file, user(stack)) as browser:
+        async with connect(settings, redirect=browser.open) as (client, _):
+            who = (await client.call_tool("whoami", {})).structured_content
+            added = await client.call_tool("add_note", {"text": text})
+            listed = await client.call_tool("list_notes", {})
+            note = (added.structured_content or {}).get("note") or {}
+            deleted = await client.call_tool("delete_note", {"note_id": note.get("id", 0)})
+    assert not added.is_error, added
+    assert not listed.is_error, listed
+    assert not deleted.is_error, deleted
+    assert note["text"] == text
+    assert note in listed.structured_content["notes"]
+    assert deleted.structured_content["deleted"] == note["id"]
+    for result, scope in ((added, ["notes:write"]), (listed, ["notes:read"])):
+        seen = result.structured_content["api_saw"]
+        assert (seen["aud"], seen["azp"], seen["scope"]) == ([stack.api_url], stack.resource_url, scope)
+        assert seen["sub"] == who["subject"]
 
 
 @pytest.mark.matrix("Demo agent (this repository, `mcp` Python SDK 2.x)", "pre-registered")

@@ -17,6 +17,7 @@ from tests.support.stack import Stack
 from tests.support.tokens import token as machine_token
 
 
+@pytest.mark.blackbox
 def test_alice_adds_lists_and_deletes_notes_through_the_mcp_server(stack: Stack):
     alice = user_token(stack, "alice")
     text = f"integration note {uuid.uuid4().hex[:8]}"
@@ -38,6 +39,7 @@ def test_alice_adds_lists_and_deletes_notes_through_the_mcp_server(stack: Stack)
         assert seen["scope"] == scope
 
 
+@pytest.mark.blackbox
 @pytest.mark.anyio
 async def test_the_mcp_sdk_client_adds_lists_and_deletes_a_note_as_alice(stack: Stack):
     """The same round trip as a real MCP client does it (the SDK's streamable HTTP client)."""
@@ -65,6 +67,7 @@ def test_a_user_without_the_notes_permission_is_told_so_by_the_tool(stack: Stack
     assert "Traceback" not in message
 
 
+@pytest.mark.blackbox
 def test_a_client_credentials_caller_takes_the_same_path_and_its_service_accounts_roles_decide(stack: Stack):
     """Decided (docs/decisions.md): no special case for machines. The machine client's service
     account holds mcp-user, not notes-user, so the exchange is refused and the tool says so."""

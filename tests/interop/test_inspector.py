@@ -1,7 +1,8 @@
 """The MCP Inspector 2.x (npm @modelcontextprotocol/inspector, pinned in
 tests/interop/node/package-lock.json), its web UI driven in Chromium as a developer uses it:
 add https://mcp.localhost/mcp (streamable HTTP), connect, log in as the demo user and consent at
-Keycloak, list the tools, call get_time.
+Keycloak, list the tools, call get_time — and, as alice in the default mode, list_notes, which
+the MCP server serves by calling the notes API as her with a token it exchanged for hers.
 
 - default mode: dynamic client registration (the Inspector's own body, with `client_uri` on
   GitHub; its redirect is http://localhost:6274/oauth/callback);
@@ -120,6 +121,18 @@ async def list_tools_and_call_get_time(page: Page) -> str:
     return await result.first.inner_text()
 
 
+async def call_list_notes(page: Page) -> str:
+    """list_notes: the MCP server calls the notes API as the signed-in user (token exchange); the
+    result shows what the API saw of the exchanged token."""
+    await page.get_by_role("button", name="list_notes", exact=True).click()
+    await page.get_by_role("button", name="Execute Tool").click()
+    await page.get_by_text('"api_saw"').first.wait_for()
+    # The result is shown as a JSON tree, one element per key and value: the exchanged token's scope.
+    scope = page.get_by_text(re.compile(r"notes:read"))
+    await scope.first.wait_for()
+    return await scope.first.inner_text()
+
+
 def user(stack: Stack) -> User:
     return User("alice", stack.secret("demo-user-password"))
 
@@ -130,6 +143,7 @@ def admin_user(stack: Stack) -> User:
 
 
 @pytest.mark.matrix("MCP Inspector", "DCR")
+@pytest.mark.matrix("MCP Inspector", "notes API")
 async def test_inspector_connects_in_its_default_mode_by_dynamic_registration(stack: Stack, compose: DockerCompose):
     with inspector(stack) as url:
         async with chromium(stack.ca_file, user(stack)) as browser:
@@ -138,8 +152,10 @@ async def test_inspector_connects_in_its_default_mode_by_dynamic_registration(st
             client_id = dict(parse_qsl(urlsplit(authorization_url).query))["client_id"]
             try:
                 now = await list_tools_and_call_get_time(page)
+                notes = await call_list_notes(page)
             finally:
                 deleted = delete_clients(compose, stack, client_id)
+    assert "notes:read" in notes  # the exchanged token's scope, as the API saw it
     assert deleted == 1  # the Inspector's own registration (a UUID client id), gone again
     assert not client_id.startswith("https://")
     query = dict(parse_qsl(urlsplit(authorization_url).query))

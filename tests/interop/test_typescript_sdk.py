@@ -62,10 +62,12 @@ def test_typescript_sdk_machine_flow_right_after_rotate_keys(stack: Stack):
 
 @pytest.mark.anyio
 @pytest.mark.matrix("TypeScript SDK", "CIMD")
+@pytest.mark.matrix("TypeScript SDK", "notes API")
 async def test_typescript_sdk_authorization_code_with_cimd_and_private_key_jwt(stack: Stack):
     """The SDK's clientMetadataUrl (CIMD) with the demo agent's document, which says
     private_key_jwt: the SDK's createPrivateKeyJwtAuth signs every token request. A real browser
-    plays the user (login and consent)."""
+    plays the user (alice: login and consent). Then the notes tools, which the MCP server serves by
+    calling the notes API as alice with a token it exchanged for hers."""
     kid, _ = current_key(stack.key_dir("demo"))
     client_id = f"{stack.cimd_origin}/agents/demo/metadata.json"
     result, query = await sign_in_and_run(
@@ -78,3 +80,12 @@ async def test_typescript_sdk_authorization_code_with_cimd_and_private_key_jwt(s
     assert result["clientId"] == client_id
     assert result["whoami"]["client_id"] == client_id
     assert result["whoami"]["audience"] == [stack.resource_url]
+    notes = result["notes"]
+    assert not any(step["isError"] for step in notes.values()), notes
+    note = notes["added"]["content"]["note"]
+    assert note in notes["listed"]["content"]["notes"]
+    assert notes["deleted"]["content"]["deleted"] == note["id"]
+    for step, scope in (("added", ["notes:write"]), ("listed", ["notes:read"])):
+        seen = notes[step]["content"]["api_saw"]
+        assert (seen["aud"], seen["azp"], seen["scope"]) == ([stack.api_url], stack.resource_url, scope)
+        assert seen["sub"] == result["whoami"]["subject"]

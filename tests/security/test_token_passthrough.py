@@ -31,6 +31,7 @@ def notes(stack: Stack, token: str):
         return http.get(f"{stack.api_url}/notes", headers={"authorization": f"Bearer {token}"})
 
 
+@pytest.mark.blackbox
 def test_the_api_refuses_the_token_the_mcp_server_received(stack: Stack):
     """Passthrough cannot work: alice's token for the MCP server is refused by the API."""
     alice = user_token(stack, "alice")
@@ -40,6 +41,7 @@ def test_the_api_refuses_the_token_the_mcp_server_received(stack: Stack):
     assert "audience" in response.json()["error_description"]
 
 
+@pytest.mark.blackbox
 def test_the_api_answers_an_rfc6750_challenge_without_a_token(stack: Stack):
     with stack.client() as http:
         response = http.get(f"{stack.api_url}/notes")
@@ -71,6 +73,7 @@ def test_the_mcp_servers_exchange_yields_a_token_for_the_api_alone_with_only_the
     assert 'scope="notes:write"' in write.headers["www-authenticate"]
 
 
+@pytest.mark.blackbox
 def test_an_agents_client_cannot_exchange_its_token_for_the_api(stack: Stack):
     """Confused deputy: the machine agent (a confidential client with its own key) holds a token
     for the MCP server; exchanging it for the API is not its to do — only the MCP server may."""
@@ -87,6 +90,7 @@ def test_an_agents_client_cannot_exchange_its_token_for_the_api(stack: Stack):
         remember(assertion)
 
 
+@pytest.mark.blackbox
 def test_a_public_agent_client_cannot_exchange(stack: Stack):
     """The pre-registered public agent client: Keycloak never lets a public client exchange."""
     alice = user_token(stack, "alice")

@@ -1,7 +1,10 @@
 """Faults under load, for the HA topology (tests/chaos, `make chaos`).
 
 `Load`: agents that each hold a valid access token (client credentials) and call a tool in a
-loop, recording every call. `Probe`: once a second, a new client-credentials token and a new
+loop, recording every call. Notes agents: alice, calling the notes tools, which the MCP server
+serves by exchanging her token at Keycloak (RFC 8693) and calling the notes API; her access token
+is renewed before every round, so every round misses the MCP server's exchange cache and reaches
+Keycloak — through whichever node is up. `Probe`: once a second, a new client-credentials token and a new
 user login (authorization code), recording whether each succeeded. `Faults`: kill and restart a
 Keycloak node or an MCP replica, restart PostgreSQL, rotate the realm's signing key. The report
 gives each phase's latency percentiles and errors, and how long new logins failed per fault.
@@ -20,8 +23,10 @@ from dataclasses import dataclass, field
 import httpx2
 from testcontainers.compose import DockerCompose
 
+from tests.support.downstream import PASSWORDS
 from tests.support.keycloak import kcadm, kcadm_json
 from tests.support.login import authorize, exchange
+from tests.support.secrets import remember
 from tests.support.stack import Stack
 from tests.support.tokens import request_token
 
@@ -36,6 +41,7 @@ class Sample:
     latency: float
     ok: bool
     detail: str = ""
+    tool: str = "get_time"
 
 
 @dataclass
@@ -76,6 +82,76 @@ async def agent(stack: Stack, timeline: Timeline, stop: asyncio.Event) -> None:
             except httpx2.HTTPError as exc:
                 ok, detail = False, f"{type(exc).__name__}: {exc}"
             timeline.calls.append(Sample(time.time(), timeline.phase, time.monotonic() - started, ok, detail))
+
+
+def _alice_login(stack: Stack) -> dict[str, str]:
+    with stack.client(follow_redirects=False) as http:
+        tokens = exchange(http, stack, authorize(http, stack, "alice", stack.secret(PASSWORDS["alice"])))
+    return {k: str(v) for k, v in tokens.items() if k in ("access_token", "refresh_token")}
+
+
+def _alice_renewed(stack: Stack, tokens: dict[str, str]) -> dict[str, str] | None:
+    """A new access token for alice: by her refresh token, else by a new login; None if Keycloak
+    cannot give one now (the probe's business: her current token is still valid)."""
+    try:
+        with stack.client() as http:
+            response = http.post(stack.token_endpoint(), data={
+                "grant_type": "refresh_token", "refresh_token": tokens["refresh_token"], "client_id": "mcp-agent"})
+        if response.status_code == 200:
+            renewed = response.json()
+            remember(renewed.get("access_token"), renewed.get("refresh_token"))
+            return {"access_token": renewed["access_token"], "refresh_token": renewed["refresh_token"]}
+        return _alice_login(stack)
+    except (AssertionError, httpx2.HTTPError, KeyError, ValueError):
+        return None
+
+
+async def _call(http: httpx2.AsyncClient, stack: Stack, token: str, tool: str, arguments: dict) -> tuple[bool, str, dict]:
+    call = {**CALL, "params": {"name": tool, "arguments": arguments}}
+    try:
+        response = await http.post(stack.resource_url, json=call, headers={**HEADERS, "authorization": f"Bearer {token}"})
+    except httpx2.HTTPError as exc:
+        return False, f"{type(exc).__name__}: {exc}", {}
+    if response.status_code != 200:
+        return False, f"{response.status_code} {response.text[:120]}", {}
+    try:
+        result = response.json()["result"]
+    except (KeyError, ValueError):
+        return False, f"no JSON-RPC result: {response.text[:160]}", {}
+    if result.get("isError"):
+        return False, f"tool error: {result['content'][0]['text'][:200]}", {}
+    return True, "", result.get("structuredContent") or {}
+
+
+async def notes_agent(stack: Stack, timeline: Timeline, stop: asyncio.Event) -> None:
+    """alice, round after round: a new access token, then add_note, delete_note (the note just
+    added: the count stays bounded) and list_notes — each round's first write and read exchange
+    her new token at Keycloak; the delete reuses the write exchange from the cache."""
+    tokens: dict[str, str] | None = None
+    while tokens is None and not stop.is_set():
+        # The first login may meet a fault too; that is the probe's business, not a failed call.
+        try:
+            tokens = await asyncio.to_thread(_alice_login, stack)
+        except (AssertionError, httpx2.HTTPError, KeyError, ValueError) as exc:
+            timeline.probe_errors.setdefault((timeline.phase, "notes agent login"), []).append(
+                f"{type(exc).__name__}: {str(exc)[:160]}")
+            await asyncio.sleep(1)
+    if tokens is None:
+        return
+    async with stack.async_client() as http:
+
+        async def timed(tool: str, arguments: dict) -> dict:
+            started = time.monotonic()
+            ok, detail, content = await _call(http, stack, tokens["access_token"], tool, arguments)
+            timeline.calls.append(Sample(time.time(), timeline.phase, time.monotonic() - started, ok, detail, tool))
+            return content
+
+        while not stop.is_set():
+            tokens = await asyncio.to_thread(_alice_renewed, stack, tokens) or tokens
+            note = (await timed("add_note", {"text": "chaos"})).get("note") or {}
+            if "id" in note:
+                await timed("delete_note", {"note_id": note["id"]})
+            await timed("list_notes", {})
 
 
 def _probe_once(stack: Stack, kind: str) -> str:
@@ -178,15 +254,18 @@ def outage(timeline: Timeline, phase: str, kind: str) -> float:
 
 
 def report(timeline: Timeline) -> str:
-    lines = [f"{'phase':<26}{'calls':>7}{'errors':>8}{'p50 ms':>9}{'p99 ms':>9}{'cc down s':>11}{'login down s':>14}"]
+    lines = [f"{'phase':<26}{'calls':>7}{'errors':>8}{'p50 ms':>9}{'p99 ms':>9}{'notes calls':>13}{'errors':>8}"
+             f"{'p99 ms':>9}{'cc down s':>11}{'login down s':>14}"]
     for phase, _ in timeline.phases:
-        calls = [c for c in timeline.calls if c.phase == phase]
+        calls = [c for c in timeline.calls if c.phase == phase and c.tool == "get_time"]
+        notes = [c for c in timeline.calls if c.phase == phase and c.tool != "get_time"]
         latencies = [c.latency * 1000 for c in calls]
         errors = sum(not c.ok for c in calls)
         lines.append(f"{phase:<26}{len(calls):>7}{errors:>8}{percentile(latencies, 50):>9.1f}{percentile(latencies, 99):>9.1f}"
+                     f"{len(notes):>13}{sum(not c.ok for c in notes):>8}{percentile([c.latency * 1000 for c in notes], 99):>9.1f}"
                      f"{outage(timeline, phase, 'client credentials'):>11.1f}{outage(timeline, phase, 'login'):>14.1f}")
     for (phase, kind), errors in timeline.probe_errors.items():
         lines.append(f"  {phase}, {kind}: {len(errors)} failed, first: {errors[0]}")
     for call in [c for c in timeline.calls if not c.ok][:5]:
-        lines.append(f"  failed tool call in '{call.phase}' after {call.latency:.1f} s: {call.detail}")
+        lines.append(f"  failed {call.tool} call in '{call.phase}' after {call.latency:.1f} s: {call.detail}")
     return "\n".join(lines)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import httpx2
 
 from tests.support.stack import Stack, remote
@@ -19,6 +21,7 @@ def rpc(stack: Stack, authorization: str | None, *, url: str | None = None, meth
 
 # The sandbox MCP server's tools, in the order it lists them (services/mcp-server: tools.py). The
 # notes tools exist where the MCP server is given the notes API (MCP_NOTES_API_URL: the sandbox
-# sets it; a deployment under `make test-remote` may not have the API).
+# sets it; a deployment under `make test-remote` has them if MCP_TEST_API_URL names its API).
 NOTES_TOOL_NAMES = ["list_notes", "add_note", "delete_note"]
-TOOL_NAMES = ["get_time", "whoami", "server_stats", "recent_calls", *([] if remote() else NOTES_TOOL_NAMES)]
+TOOL_NAMES = ["get_time", "whoami", "server_stats", "recent_calls",
+              *([] if remote() and not os.environ.get("MCP_TEST_API_URL") else NOTES_TOOL_NAMES)]

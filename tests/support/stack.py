@@ -49,6 +49,7 @@ REMOTE_FILES = {("keys", "machine"): "MCP_TEST_MACHINE_KEY_DIR", ("secrets", "de
 OPTIONAL_REMOTE_VARIABLES = {
     "MCP_TEST_CA_BUNDLE": "a CA file to trust (default: the system trust store)",
     "MCP_TEST_CALLBACK_PORT": "the loopback port of the pre-registered clients' redirect URIs (default 8976)",
+    "MCP_TEST_API_URL": "the notes API's URL, https://<api host>, if the deployment has it (its tests skip without)",
 }
 
 
@@ -80,7 +81,8 @@ class Stack:
         parts = urlsplit(issuer)
         env = {"AUTH_ORIGIN": f"{parts.scheme}://{parts.netloc}", "MCP_RESOURCE_URL": given["MCP_TEST_RESOURCE_URL"],
                "CIMD_ORIGIN": given["MCP_TEST_CIMD_ORIGIN"].rstrip("/"),
-               "AGENT_CALLBACK_PORT": given.get("MCP_TEST_CALLBACK_PORT", "8976")}
+               "AGENT_CALLBACK_PORT": given.get("MCP_TEST_CALLBACK_PORT", "8976"),
+               **({"API_URL": given["MCP_TEST_API_URL"].rstrip("/")} if "MCP_TEST_API_URL" in given else {})}
         return cls(env, given)
 
     @property
@@ -107,7 +109,7 @@ class Stack:
     def api_url(self) -> str:
         """The notes API's URL (and its client id at Keycloak): the sandbox's downstream API."""
         if "API_URL" not in self.env:
-            skip_remote("the notes API (the sandbox's API_URL)")
+            skip_remote("the notes API's URL (MCP_TEST_API_URL)")
         return self.env["API_URL"]
 
     @property

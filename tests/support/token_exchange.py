@@ -14,6 +14,7 @@ import uuid
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl
 
+import anyio
 import httpx2
 import jwt
 
@@ -33,6 +34,9 @@ class ExchangingAuthorizationServer:
     permitted: set[str] = field(default_factory=set)
     lifetime: int = 300
     status: int | None = None  # answer every exchange with this status (an AS in trouble)
+    # the next exchanges fail like a node that is stopping, one per entry: a status, "drop"
+    # (the connection fails before an answer) or "hang" (no answer at all)
+    failures: list[int | str] = field(default_factory=list)
     forms: list[dict[str, str]] = field(default_factory=list)
     issued: list[str] = field(default_factory=list)
 
@@ -48,9 +52,17 @@ class ExchangingAuthorizationServer:
     def exchange(self, request: httpx2.Request) -> httpx2.Response:
         if self.fake.down:
             return httpx2.Response(503)
+        form = dict(parse_qsl(request.content.decode()))
+        if self.failures:
+            failure = self.failures.pop(0)
+            self.forms.append(form)
+            if failure == "drop":
+                raise httpx2.ConnectError("connection refused", request=request)
+            if failure == "hang":
+                return httpx2.Response(200, stream=Hanging())
+            return httpx2.Response(int(failure), json={"error": "server_error"})
         if self.status is not None:
             return httpx2.Response(self.status, json={"error": "server_error"})
-        form = dict(parse_qsl(request.content.decode()))
         self.forms.append(form)
         requester = self.fake.authenticate(form)
         if requester is None:
@@ -94,3 +106,11 @@ class Routes(httpx2.AsyncBaseTransport):
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
         transport = self._hosts.get(request.url.host, self._default)
         return await transport.handle_async_request(request)
+
+
+class Hanging(httpx2.AsyncByteStream):
+    """A response body that never comes (a node that accepted the request and went quiet)."""
+
+    async def __aiter__(self):  # type: ignore[override]
+        await anyio.sleep_forever()
+        yield b""

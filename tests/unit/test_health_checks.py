@@ -72,3 +72,25 @@ def test_the_notes_api_is_waited_for_and_balanced_on_readiness_too():
     dockerfile = (ROOT / "services" / "api" / "Dockerfile").read_text()
     (healthcheck,) = re.findall(r"^HEALTHCHECK .*$", dockerfile.replace("\\\n", " "), re.MULTILINE)
     assert READINESS in healthcheck
+
+
+def test_in_ha_two_notes_api_replicas_share_postgresql_and_are_balanced_on_readiness():
+    """TOPOLOGY=ha: the notes live in PostgreSQL (a role and database of the API's own, reached on
+    an internal network of its own), the password is a file, never in the URL or the environment,
+    and Caddy balances both replicas, each with the readiness check."""
+    ha = compose_file("compose.ha.yaml")
+    services, base = ha["services"], compose_file("compose.yaml")["services"]["api"]
+    assert services["api-2"]["extends"] == {"file": "compose.yaml", "service": "api"}
+    for name in ("api", "api-2"):
+        service = services[name]
+        environment = service["environment"]
+        assert environment["API_DATABASE_URL"] == "postgresql://notes@postgres:5432/notes", name
+        assert environment["API_DATABASE_PASSWORD_FILE"] == "/run/secrets/notes_db_password", name
+        assert "notes_db_password" in service["secrets"], name
+        assert set(service["networks"]) == {"edge", "notes-db"}, name
+        assert service["volumes"] == [], name  # no SQLite volume: nothing of the notes in a replica
+        assert READINESS in " ".join(service.get("healthcheck", base["healthcheck"])["test"]), name
+    assert ha["networks"]["notes-db"]["internal"] is True
+    assert "notes-db" in services["postgres"]["networks"]
+    assert ha["secrets"]["notes_db_password"] == {"file": "../.local/secrets/notes-db-password"}
+    assert services["caddy"]["environment"]["API_UPSTREAMS"] == "api:8000 api-2:8000"

@@ -2,7 +2,8 @@
 // the document's URL (`clientMetadataUrl`), and — the document saying private_key_jwt — every token
 // request carries an assertion made by the SDK's createPrivateKeyJwtAuth (addClientAuthentication).
 // Prints {"authorize": url} for the test's browser, takes the code at the loopback callback, then
-// lists the tools and calls one; prints the result as the last JSON line.
+// lists the tools and calls whoami, then the notes tools (add_note, list_notes, delete_note: the MCP
+// server calls the notes API as the user, by token exchange); prints the results as the last JSON line.
 //   node --require ./localhost.cjs ts-cimd.mjs <mcp url> <client_id url> <key.pem> <callback port>
 import fs from 'node:fs';
 import http from 'node:http';
@@ -62,9 +63,15 @@ try {
 server.close();
 const tools = await client.listTools();
 const call = await client.callTool({ name: 'whoami', arguments: {} });
+const added = await client.callTool({ name: 'add_note', arguments: { text: `typescript sdk ${process.pid}` } });
+const listed = await client.callTool({ name: 'list_notes', arguments: {} });
+const note = added.structuredContent?.note;
+const deleted = note ? await client.callTool({ name: 'delete_note', arguments: { note_id: note.id } }) : null;
+const outcome = (r) => (r ? { isError: r.isError ?? false, content: r.structuredContent ?? null } : null);
 console.log(JSON.stringify({
   tools: tools.tools.map((t) => t.name),
   clientId: provider.clientInformation()?.client_id ?? null,
   whoami: call.structuredContent ?? null,
+  notes: { added: outcome(added), listed: outcome(listed), deleted: outcome(deleted) },
 }));
 await client.close();

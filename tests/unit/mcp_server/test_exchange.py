@@ -198,6 +198,66 @@ async def test_an_authorization_server_in_trouble_is_unavailable(tmp_path: Path,
 
 
 @pytest.mark.anyio
+@pytest.mark.parametrize("failure", ["drop", 502, 503, 504])
+async def test_a_node_failing_once_is_retried_once_with_a_fresh_client_assertion(tmp_path: Path, failure: int | str):
+    """Several AS nodes behind a load balancer: the second attempt reaches one that works."""
+    server = authorization_server(failures=[failure])
+    token = await exchange(server, tmp_path).token_for(subject(server), audience=API, scope="notes:read")
+    assert token == server.issued[-1]
+    first, second = server.forms
+    assert first["client_assertion"] != second["client_assertion"]  # each assertion is used once
+
+
+@pytest.mark.anyio
+async def test_a_node_that_does_not_answer_within_half_the_deadline_is_left_for_another(tmp_path: Path):
+    """A stopping or cold node that accepts the request and goes quiet: after half the deadline
+    the second attempt goes out (to another node behind the balancer) and its answer is used."""
+    server = authorization_server(failures=["hang"])
+    exchanges = exchange(server, tmp_path, timeout=0.4)
+    started = time.monotonic()
+    token = await exchanges.token_for(subject(server), audience=API, scope="notes:read")
+    assert token == server.issued[-1]
+    assert len(server.forms) == 2
+    assert time.monotonic() - started < 0.4  # half the deadline, then the answer of the second
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("failures", [["drop", "drop"], [503, 503], ["drop", 502], ["hang", 503]])
+async def test_two_failed_attempts_are_unavailable_and_there_is_no_third(tmp_path: Path, failures: list):
+    server = authorization_server(failures=[*failures, 503])
+    exchanges = exchange(server, tmp_path)
+    with pytest.raises(Unavailable):
+        await exchanges.token_for(subject(server), audience=API, scope="notes:read")
+    assert (len(server.forms), exchanges.exchanges) == (2, 2)
+    assert server.failures == [503]
+
+
+@pytest.mark.anyio
+async def test_the_authorization_servers_own_error_and_refusals_are_not_retried(tmp_path: Path):
+    server = authorization_server(failures=[500])
+    with pytest.raises(Unavailable, match="HTTP 500"):
+        await exchange(server, tmp_path).token_for(subject(server), audience=API, scope="notes:read")
+    refused = authorization_server()
+    with pytest.raises(Refused):
+        await exchange(refused, tmp_path).token_for(subject(refused, sub="ada"), audience=API, scope="notes:read")
+    assert len(server.forms) == len(refused.forms) == 1
+
+
+@pytest.mark.anyio
+async def test_the_retry_stays_within_the_one_deadline(tmp_path: Path):
+    """A first attempt that hangs leaves no time for a second: the tool error comes at `timeout`."""
+    server = authorization_server()
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        endpoint = f"http://127.0.0.1:{silent.getsockname()[1]}/token"
+        async with httpx2.AsyncClient() as http:
+            exchanges = exchange(server, tmp_path, http=http, endpoint=endpoint, timeout=0.3)
+            started = time.monotonic()
+            with pytest.raises(Unavailable, match=r"no answer within 0\.3 s"):
+                await exchanges.token_for(subject(server), audience=API, scope="notes:read")
+            assert time.monotonic() - started < 2
+
+
+@pytest.mark.anyio
 async def test_an_unreachable_authorization_server_is_unavailable(tmp_path: Path):
     server = authorization_server()
     server.fake.down = True  # metadata and token endpoint answer 503

@@ -357,3 +357,26 @@ async def test_the_retry_window_counts_from_the_end_of_a_failed_attempt():
     with pytest.raises(UnknownKey):
         await keys.get(KID)
     assert fake.attempts == 2
+
+
+@pytest.mark.anyio
+async def test_a_refresh_for_age_just_before_a_rotation_does_not_hold_up_the_new_key():
+    """Found by the HA chaos run: past max_age a request refreshed the keys in the background; the
+    AS rotated its key a few seconds later, and for min_refresh seconds every token signed by the
+    new key was refused. Age and unknown kids are limited separately: the new kid refreshes at once."""
+    fake, clock = FakeAuthorizationServer(), Clock()
+    async with cache(fake, clock, max_age=60).running() as keys:
+        await keys.warm()
+        clock.now += 61
+        await keys.get(KID)  # stale: a refresh for age starts in the background
+        await keys.settle()
+        assert fake.fetches == 2
+        fake.kid = "kid-next"  # the rotation, 5 s after that refresh
+        clock.now += 5
+        assert (await keys.get("kid-next")).key_id == "kid-next"
+        assert fake.fetches == 3
+        # Still one refresh per interval for unknown kids: forged ones right after are refused.
+        for i in range(20):
+            with pytest.raises(UnknownKey):
+                await keys.get(f"forged-{i}")
+        assert fake.fetches == 3

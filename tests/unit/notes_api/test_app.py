@@ -16,6 +16,7 @@ from mcp_server.jwks import JWKSCache
 from mcp_server.verifier import AccessTokenVerifier
 from notes_api.app import create_app
 from notes_api.config import Settings
+from notes_api.store import StoreUnavailable
 from tests.support.authorization_server import ISSUER, JWKS_URL, FakeAuthorizationServer, claims_for, mint
 
 API = "https://api.test"
@@ -194,3 +195,30 @@ async def test_health_and_metadata_need_no_token(tmp_path: Path):
     assert prm["resource"] == API
     assert prm["authorization_servers"] == [ISSUER]
     assert prm["scopes_supported"] == ["notes:read", "notes:write"]
+
+
+class DownStore:
+    """A note store whose database is down (as PostgresNoteStore reports it)."""
+
+    async def open(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    async def notes(self, owner: str) -> list:
+        raise StoreUnavailable("PostgreSQL: connection refused")
+
+    add = delete = notes
+
+
+@pytest.mark.anyio
+async def test_a_database_outage_is_a_503_with_one_line_not_a_traceback(tmp_path: Path):
+    fake = FakeAuthorizationServer()
+    app = create_app(settings(tmp_path), http=fake.http(), store=DownStore())  # type: ignore[arg-type]
+    async with app.router.lifespan_context(app), httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app),
+                                                                    base_url=API) as client:
+        response = await client.get("/notes", headers=token(fake))
+    assert response.status_code == 503
+    assert response.json() == {"error": "temporarily_unavailable",
+                               "error_description": "the notes database is unavailable; try again shortly"}

@@ -29,7 +29,8 @@ from mcp_server.verifier import AccessTokenVerifier, verifier_for
 
 from .bearer import Caller, Guard, Refusal
 from .config import READ, WRITE, Settings
-from .store import NoteStore, TooManyNotes
+from .postgres import PostgresNoteStore
+from .store import NoteStore, SQLiteNoteStore, StoreUnavailable, TooManyNotes
 
 log = logging.getLogger("notes_api.access")
 
@@ -43,6 +44,14 @@ def http_client(settings: Settings) -> httpx2.AsyncClient:
     return httpx2.AsyncClient(verify=verify, timeout=10.0, follow_redirects=False)
 
 
+def note_store(settings: Settings) -> NoteStore:
+    """PostgreSQL when API_DATABASE_URL is set (TOPOLOGY=ha: shared by the replicas), else SQLite."""
+    if settings.database_url:
+        return PostgresNoteStore(settings.database_url, password_file=settings.database_password_file,
+                                 max_per_owner=settings.max_notes_per_user)
+    return SQLiteNoteStore(settings.database, max_per_owner=settings.max_notes_per_user)
+
+
 def create_app(settings: Settings, *, http: httpx2.AsyncClient | None = None,
                verifier: AccessTokenVerifier | None = None, store: NoteStore | None = None) -> Starlette:
     own_http = http is None
@@ -52,7 +61,7 @@ def create_app(settings: Settings, *, http: httpx2.AsyncClient | None = None,
         verifier = verifier_for(checks, http)
     keys = verifier.keys
     guard = Guard(verifier, audience=checks.expected_audience, metadata_url=settings.metadata_url)
-    store = store or NoteStore(settings.database, max_per_owner=settings.max_notes_per_user)
+    store = store or note_store(settings)
 
     def needs(scope: str, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
@@ -61,7 +70,13 @@ def create_app(settings: Settings, *, http: httpx2.AsyncClient | None = None,
             except Refusal as refusal:
                 _log(request, refusal.response.status_code, None, str(refusal))
                 return refusal.response
-            response = await handler(request, caller)
+            try:
+                response = await handler(request, caller)
+            except StoreUnavailable as exc:
+                # The database is down or restarting: a 503 saying so, never a traceback.
+                log.warning("note store unavailable: %s", exc)
+                response = _json({"error": "temporarily_unavailable",
+                                  "error_description": "the notes database is unavailable; try again shortly"}, 503)
             _log(request, response.status_code, caller, None)
             return response
         return endpoint
@@ -102,10 +117,13 @@ def create_app(settings: Settings, *, http: httpx2.AsyncClient | None = None,
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
-        store.initialise()
-        async with keys.running():
-            await keys.warm()
-            yield
+        await store.open()
+        try:
+            async with keys.running():
+                await keys.warm()
+                yield
+        finally:
+            await store.close()
         if own_http:
             await http.aclose()
 

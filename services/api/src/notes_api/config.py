@@ -33,8 +33,13 @@ class Settings(BaseSettings):
     jwks_url: str | None = None
     # Extra CA bundle for outgoing HTTPS (the sandbox's local CA). Unset: system trust store.
     ca_bundle: Path | None = None
-    # The SQLite file of the notes (on a named volume in compose, so a restart keeps them).
+    # Where the notes live (store.py). Unset database_url: the SQLite file `database` (on a named
+    # volume in compose, so a restart keeps them; one API container). Set, a PostgreSQL URL
+    # without a password (postgresql://notes@postgres:5432/notes, TOPOLOGY=ha): the notes are
+    # shared by every replica (postgres.py); the password comes from database_password_file.
     database: Path = Path("/data/notes.sqlite3")
+    database_url: str | None = Field(default=None, pattern=r"^postgres(ql)?://[^:@/]+@")
+    database_password_file: Path | None = None
     # Notes per user, and characters per note: a caller cannot fill the disk.
     max_notes_per_user: int = Field(default=200, ge=1)
     max_note_chars: int = Field(default=2000, ge=1)

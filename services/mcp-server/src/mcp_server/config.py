@@ -65,7 +65,8 @@ class Settings(BaseSettings):
     # URL is also its client id at the AS, the `audience` of the token exchange (RFC 8693).
     notes_api_url: str | None = None
     # How long a token exchange may take (metadata and request together) before the tool says so.
-    exchange_timeout_seconds: float = Field(default=3.0, gt=0, le=30)
+    # Half of it for the first attempt, the rest for one retry (exchange.py).
+    exchange_timeout_seconds: float = Field(default=5.0, gt=0, le=30)
     # An exchanged token is reused until this long before it expires (exchange.py).
     exchange_margin_seconds: float = Field(default=30.0, ge=0, le=600)
     # How long a call to the notes API may take before the tool says so.

@@ -16,6 +16,9 @@ this server's client may exchange (a client attribute), this server is in the su
   scope is not allowed, the subject token is no longer valid). The tool tells the caller.
 - `Unavailable`: no usable answer (unreachable, slow past `timeout`, an error status, this
   server's own client refused, an answer that is not a token). The tool says try again later.
+  A failed connection, a 502/503/504 or no answer within half the `timeout` is retried once
+  first, within the same `timeout`: with several AS nodes behind a load balancer, the second
+  attempt reaches a node that works.
 Neither message, nor any log line, holds a token.
 """
 
@@ -45,6 +48,9 @@ CACHE_SIZE = 1024
 # RFC 6749 §5.2 error codes that mean "this server's own client is the problem": configuration,
 # not the user. Anything else in a 400 is the AS refusing this exchange for this user.
 CLIENT_ERRORS = frozenset({"invalid_client", "unauthorized_client"})
+# Answers of a load balancer or AS node in trouble (no node, node stopping, node timed out): worth
+# one more attempt, which may reach another node. A 500 is the AS's own error: not retried.
+RETRY_STATUSES = frozenset({502, 503, 504})
 
 
 class Refused(Exception):
@@ -126,20 +132,29 @@ class TokenExchange:
             "scope": scope,
         }
         try:
-            form.update(self._client.form_fields())
-        except ClientKeyError as exc:
-            raise _unavailable(f"this server's client key: {exc}") from None
-        self.exchanges += 1
-        try:
-            # One deadline for the metadata lookup and the exchange: a slow AS is a tool error, not a hang.
+            # One deadline for the metadata lookup and every attempt: a slow AS is a tool error, not a hang.
             with anyio.fail_after(self._timeout):
                 endpoint = self._endpoint or await self._metadata.endpoint("token_endpoint")
-                response = await self._http.post(endpoint, data=form, headers={"accept": "application/json"},
-                                                 timeout=self._timeout)
+                # The first attempt may use half the deadline: a node that is stopping, or just
+                # started and still cold, can take seconds to answer, and the second attempt must
+                # have time left to reach another one.
+                response = await self._post(endpoint, form, budget=self._timeout / 2)
+                if response is None or response.status_code in RETRY_STATUSES:
+                    # One retry: behind a load balancer with several AS nodes (TOPOLOGY=ha, the AWS
+                    # template) a node that is stopping or cold may drop the connection, answer
+                    # 502/503 or be slow while the others are fine, and the next request goes to
+                    # another node. Asking again at worst has a second token issued, never used
+                    # (with a new client assertion: the AS takes each assertion's jti once, RFC 7523 §3).
+                    log.info("token exchange attempt failed (%s); retrying once",
+                             "no answer" if response is None else f"HTTP {response.status_code}")
+                    response = await self._post(endpoint, form, budget=self._timeout, last=True)
         except TimeoutError:
             raise _unavailable(f"no answer within {self._timeout:g} s") from None
+        except ClientKeyError as exc:
+            raise _unavailable(f"this server's client key: {exc}") from None
         except Exception as exc:  # whatever went wrong; the cause without a traceback
             raise _unavailable(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__) from None
+        assert response is not None
         answer = _json(response)
         if response.status_code != 200:
             return _refusal(response.status_code, answer)
@@ -160,6 +175,24 @@ class TokenExchange:
             raise Refused(f"the token it issued lacks the scope {scope}")
         reuse_until = min(now + float(expires_in) - self._margin, float(subject.expires_at or math.inf))
         return Exchanged(token=token, reuse_until=reuse_until, scopes=granted)
+
+
+    async def _post(self, endpoint: str, form: dict[str, str], *, budget: float,
+                    last: bool = False) -> httpx2.Response | None:
+        """One attempt with a fresh client assertion; None if the connection failed or no answer
+        came within `budget` seconds (raised instead on the `last` attempt)."""
+        attempt = {**form, **self._client.form_fields()}
+        self.exchanges += 1
+        if last:  # bounded by the caller's deadline
+            return await self._http.post(endpoint, data=attempt, headers={"accept": "application/json"},
+                                         timeout=budget)
+        with anyio.move_on_after(budget):  # the whole attempt, whatever the transport
+            try:
+                return await self._http.post(endpoint, data=attempt, headers={"accept": "application/json"},
+                                             timeout=budget)
+            except httpx2.TransportError:
+                return None
+        return None
 
 
 def _json(response: httpx2.Response) -> dict[str, Any]:

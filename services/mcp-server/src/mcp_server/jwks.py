@@ -12,9 +12,13 @@ request starts. `reload()` fetches at once, whatever the rate limit: the operato
 withdrawing a compromised key, reached by a signal to the process (`running(reload_signal=...)`;
 SIGHUP in the server), never over the network.
 
-Refreshes are single-flight and rate-limited: after a success the next one may start
-`min_refresh` seconds later (a stream of forged kids cannot turn the server into a JWKS-fetching
-amplifier); after a failure, `retry_after_failure` seconds after the failed attempt *ended* (a
+Refreshes are single-flight and rate-limited: an unknown kid may start a refresh at most once per
+`min_refresh` seconds (a stream of forged kids cannot turn the server into a JWKS-fetching
+amplifier), and a refresh for age or at startup at most `min_refresh` after the last fetch. The
+two limits are separate: a refresh for age that ran just before the AS rotated its key (and so
+missed the new one) does not block the first token signed by the new key for `min_refresh`
+seconds — at most one fetch per `min_refresh` comes from kids, whatever came before. After a
+failure, nothing for `retry_after_failure` seconds after the failed attempt *ended* (a
 server that started before the AS was up must not refuse every token for a whole interval, and a
 hanging AS is not asked again the moment it times out). If a refresh fails, the cached keys keep
 working: the AS being down must not take the resource server down with it.
@@ -138,7 +142,8 @@ class JWKSCache:
         self._clock = clock
         self._keys: dict[str, SigningKey] = {}
         self._fetched_at: float | None = None
-        self._next_attempt_at = float("-inf")
+        self._next_attempt_at = float("-inf")  # any refresh: after a failure, or for age/startup
+        self._next_kid_attempt_at = float("-inf")  # a refresh for an unknown kid
         self._refreshing: anyio.Event | None = None
         self._tasks: TaskGroup | None = None
         self.fetches = 0
@@ -178,7 +183,7 @@ class JWKSCache:
         if key is not None:
             await self.freshen()
             return key
-        refreshing = self._start_refresh()
+        refreshing = self._start_refresh(for_unknown_kid=True)
         if refreshing is not None and self._tasks is None:
             await self._refresh()  # outside a server (scripts, tests): inline
         elif refreshing is not None:
@@ -243,11 +248,16 @@ class JWKSCache:
     def _stale(self) -> bool:
         return self._fetched_at is None or self._clock() - self._fetched_at > self._max_age
 
-    def _start_refresh(self) -> anyio.Event | None:
+    def _start_refresh(self, *, for_unknown_kid: bool = False) -> anyio.Event | None:
         """The refresh in flight, or a new one if the rate limit allows; None if neither."""
         if self._refreshing is not None:
             return self._refreshing
-        if self._clock() < self._next_attempt_at:
+        now = self._clock()
+        if for_unknown_kid:
+            if now < self._next_kid_attempt_at:
+                return None
+            self._next_kid_attempt_at = now + self._min_refresh
+        elif now < self._next_attempt_at:
             return None
         self._refreshing = anyio.Event()
         if self._tasks is not None:
@@ -265,7 +275,8 @@ class JWKSCache:
             return True
         except Exception as exc:  # keep the cached keys whatever went wrong
             # Counted from the end of the failed attempt, not its start.
-            self._next_attempt_at = self._clock() + self._retry_after_failure
+            # Both kinds: an AS that fails is not asked again sooner, whatever asks.
+            self._next_attempt_at = self._next_kid_attempt_at = self._clock() + self._retry_after_failure
             log.warning("jwks refresh failed, keeping %d cached keys: %s", len(self._keys), exc)
             return False
         finally:
