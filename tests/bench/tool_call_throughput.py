@@ -4,6 +4,7 @@ and an API-backed tool (list_notes: token exchange, then the notes API) with the
 exchanging on every call.
 
     make bench      (installs the peer's virtualenv first; then: uv run python -m tests.bench.tool_call_throughput)
+    make bench BENCH_ARGS=--keycloak    (Keycloak's own exchange rate, against the running sandbox)
 
 Each variant is its own server process on loopback, all driven one after the other, in
 interleaved rounds, by the same load generator; a stand-in authorization server
@@ -313,7 +314,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--peer-python", type=Path, default=PEER_PYTHON,
                         help="python of FastMCP's virtualenv (make bench installs it)")
+    parser.add_argument("--keycloak", action="store_true",
+                        help="instead: Keycloak's token-exchange rate against the running sandbox (keycloak_exchange.py)")
     args = parser.parse_args(argv)
+    if args.keycloak:
+        from tests.bench import keycloak_exchange
+
+        return keycloak_exchange.run(args.rounds, args.seconds, args.concurrency)
     if not args.peer_python.exists():
         print(f"bench: no FastMCP to compare with at {args.peer_python}: run `make bench`, which installs it",
               file=sys.stderr)
