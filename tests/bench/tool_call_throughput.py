@@ -73,7 +73,7 @@ def serve_api(port: int, jwks_url: str, database: str) -> None:
     from notes_api.config import Settings as ApiSettings
 
     logging.disable(logging.INFO)
-    settings = ApiSettings(issuer=jwks_url.removesuffix(CERTS_PATH.removeprefix(REALM_PATH)),
+    settings = ApiSettings(issuer=issuer_of(jwks_url),
                            url=f"http://127.0.0.1:{port}", jwks_url=jwks_url, database=Path(database))
     uvicorn.run(create_api(settings), host="127.0.0.1", port=port, log_level="warning", access_log=False)
 
