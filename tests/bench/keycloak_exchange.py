@@ -57,8 +57,11 @@ async def exchange_for(seconds: float, concurrency: int, stack: Stack, subject: 
             started = time.perf_counter()
             response = await http.post(stack.token_endpoint(), data=form)
             if response.status_code != 200:
-                raise RuntimeError(f"Keycloak refused the exchange: HTTP {response.status_code} "
-                                   f"{response.json().get('error', '') if response.content else ''}")
+                try:
+                    error = response.json().get("error", "")
+                except ValueError:
+                    error = ""
+                raise RuntimeError(f"Keycloak refused the exchange: HTTP {response.status_code} {error}".rstrip())
             latencies.append(time.perf_counter() - started)
 
     limits = httpx2.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
@@ -81,11 +84,15 @@ def run(rounds: int, seconds: float, concurrency: int) -> int:
     rates: list[float] = []
     every: list[float] = []
     for r in range(rounds):
-        # A fresh login each round: alice's token stays well inside its lifetime while it is used.
-        subject = user_token(stack, "alice")
+        try:
+            # A fresh login each round: alice's token stays well inside its lifetime while it is used.
+            subject = user_token(stack, "alice")
+        except Exception as exc:  # any failure of the scripted login: one line, no traceback
+            print(f"bench --keycloak: could not sign in as alice ({type(exc).__name__}: {exc}); is the sandbox healthy?")
+            return 1
         try:
             done, latencies = anyio.run(exchange_for, seconds, concurrency, stack, subject)
-        except RuntimeError as exc:
+        except (RuntimeError, httpx2.HTTPError) as exc:
             print(f"bench --keycloak: {exc}")
             return 1
         rates.append(done / seconds)
