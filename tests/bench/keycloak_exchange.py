@@ -47,27 +47,35 @@ def sandbox() -> Stack:
 async def exchange_for(seconds: float, concurrency: int, stack: Stack, subject: str) -> tuple[int, list[float]]:
     """(exchanges completed, their latencies in seconds) in `seconds` of `concurrency` workers."""
     latencies: list[float] = []
+    failures: list[str] = []  # the first stops every worker; raised after the task group
     deadline = time.perf_counter() + seconds
 
     async def worker(http: httpx2.AsyncClient) -> None:
-        while time.perf_counter() < deadline:
+        while time.perf_counter() < deadline and not failures:
             form = {"grant_type": GRANT_TYPE, "subject_token": subject, "subject_token_type": ACCESS_TOKEN_TYPE,
                     "requested_token_type": ACCESS_TOKEN_TYPE, "audience": stack.api_url, "scope": "notes:read",
                     **mcp_server_client(stack)}
             started = time.perf_counter()
-            response = await http.post(stack.token_endpoint(), data=form)
+            try:
+                response = await http.post(stack.token_endpoint(), data=form)
+            except httpx2.HTTPError as exc:
+                failures.append(f"no answer from Keycloak ({type(exc).__name__})")
+                return
             if response.status_code != 200:
                 try:
                     error = response.json().get("error", "")
                 except ValueError:
                     error = ""
-                raise RuntimeError(f"Keycloak refused the exchange: HTTP {response.status_code} {error}".rstrip())
+                failures.append(f"Keycloak refused the exchange: HTTP {response.status_code} {error}".rstrip())
+                return
             latencies.append(time.perf_counter() - started)
 
     limits = httpx2.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with stack.async_client(limits=limits) as http, anyio.create_task_group() as tg:
         for _ in range(concurrency):
             tg.start_soon(worker, http)
+    if failures:
+        raise RuntimeError(failures[0])
     return len(latencies), latencies
 
 
@@ -92,7 +100,7 @@ def run(rounds: int, seconds: float, concurrency: int) -> int:
             return 1
         try:
             done, latencies = anyio.run(exchange_for, seconds, concurrency, stack, subject)
-        except (RuntimeError, httpx2.HTTPError) as exc:
+        except RuntimeError as exc:
             print(f"bench --keycloak: {exc}")
             return 1
         rates.append(done / seconds)
