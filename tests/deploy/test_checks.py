@@ -64,8 +64,9 @@ def test_images_are_the_sandboxs_own_dockerfiles(synth: Synthesized):
     assert args == sorted(json.dumps(a, sort_keys=True) for a in [
         {"KEYCLOAK_IMAGE": versions["KEYCLOAK_IMAGE"], "KC_DB": "postgres", "PYTHON_IMAGE": versions["PYTHON_IMAGE"],
          "REALM_PROFILE": "production"},
-        {"PYTHON_IMAGE": versions["PYTHON_IMAGE"]},
-        {"PYTHON_IMAGE": versions["PYTHON_IMAGE"]},
+        {"PYTHON_IMAGE": versions["PYTHON_IMAGE"]},  # egress
+        {"PYTHON_IMAGE": versions["PYTHON_IMAGE"]},  # mcp-server
+        {"PYTHON_IMAGE": versions["PYTHON_IMAGE"]},  # api
         {"PYTHON_IMAGE": versions["PYTHON_IMAGE"], "REALM_PROFILE": "production"},  # realm-sync
         {"CADDY_IMAGE": versions["CADDY_IMAGE"]},
     ])

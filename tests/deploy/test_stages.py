@@ -81,19 +81,21 @@ def test_every_name_the_template_sets_derives_from_the_stack(stages: dict[str, d
 def test_what_a_deleted_stack_leaves_behind_never_blocks_its_next_deploy(stages: dict[str, dict]):
     """Retained resources carry no name of ours (CloudFormation's generated names never repeat),
     and the named database cluster is not retained: it leaves a final snapshot and frees its
-    identifier (and the log group named after it)."""
+    identifier (and the log group named after it). So do the notes API's."""
     for stage, template in stages.items():
         names = named(template)
         kept = {lid: r for lid, r in template["Resources"].items() if r.get("DeletionPolicy") == "Retain"}
         assert kept, stage
         assert not set(kept) & set(names), {lid: names[lid] for lid in set(kept) & set(names)}
-        (cluster,) = [r for r in template["Resources"].values() if r["Type"] == "AWS::RDS::DBCluster"]
-        assert cluster["DeletionPolicy"] == "Snapshot"
-        assert cluster["Properties"]["DBClusterIdentifier"] == f"mcp-auth-{stage}-keycloak"
-        (database_logs,) = [r for r in template["Resources"].values() if r["Type"] == "AWS::Logs::LogGroup"
-                            and "LogGroupName" in r["Properties"]]
-        assert database_logs["Properties"]["LogGroupName"] == f"/aws/rds/cluster/mcp-auth-{stage}-keycloak/postgresql"
-        assert database_logs["DeletionPolicy"] == "Delete"
+        clusters = [r for r in template["Resources"].values() if r["Type"] == "AWS::RDS::DBCluster"]
+        assert {c["DeletionPolicy"] for c in clusters} == {"Snapshot"}
+        identifiers = [f"mcp-auth-{stage}-keycloak", f"mcp-auth-{stage}-notes"]
+        assert sorted(c["Properties"]["DBClusterIdentifier"] for c in clusters) == identifiers
+        database_logs = [r for r in template["Resources"].values() if r["Type"] == "AWS::Logs::LogGroup"
+                         and "LogGroupName" in r["Properties"]]
+        assert sorted(g["Properties"]["LogGroupName"] for g in database_logs) == [
+            f"/aws/rds/cluster/{identifier}/postgresql" for identifier in identifiers]
+        assert {g["DeletionPolicy"] for g in database_logs} == {"Delete"}
         # What is retained (docs/production.md lists it): the KMS key, the service log groups,
         # the generated secrets and the access-log bucket.
         assert {r["Type"] for r in kept.values()} == {
@@ -101,13 +103,15 @@ def test_what_a_deleted_stack_leaves_behind_never_blocks_its_next_deploy(stages:
 
 
 def test_a_stage_reattaches_its_data_from_a_snapshot():
-    synth_app = build(deploy_config(rendered_state(), database_snapshot="mcp-auth-prod-keycloak-final"))
+    synth_app = build(deploy_config(rendered_state(), database_snapshot="mcp-auth-prod-keycloak-final",
+                                    api_database_snapshot="mcp-auth-prod-notes-final"))
     (stack,) = stacks_of(synth_app)
-    (cluster,) = Template.from_stack(stack).find_resources("AWS::RDS::DBCluster").values()
-    assert cluster["Properties"]["SnapshotIdentifier"] == "mcp-auth-prod-keycloak-final"
-    assert cluster["Properties"]["DBClusterIdentifier"] == "mcp-auth-prod-keycloak"
+    clusters = Template.from_stack(stack).find_resources("AWS::RDS::DBCluster").values()
+    by_identifier = {c["Properties"]["DBClusterIdentifier"]: c["Properties"] for c in clusters}
+    assert {name: c["SnapshotIdentifier"] for name, c in by_identifier.items()} == {
+        "mcp-auth-prod-keycloak": "mcp-auth-prod-keycloak-final", "mcp-auth-prod-notes": "mcp-auth-prod-notes-final"}
     # A new generated password for the snapshot's user, in a new secret the tasks read.
-    assert "MasterUserPassword" in cluster["Properties"]
+    assert all("MasterUserPassword" in c for c in by_identifier.values())
 
 
 @pytest.mark.parametrize("stage", ["Prod", "prod_1", "", "a" * 21, "1prod"])

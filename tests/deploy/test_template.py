@@ -99,13 +99,14 @@ def target_port(synth: Synthesized, rule: dict) -> int:
 
 def test_listener_rules_expose_only_the_served_realm_in_this_order(synth: Synthesized):
     found = [conditions(r) for r in rules(synth)]
-    auth, mcp, cimd = "auth.mcp.example.com", "mcp.mcp.example.com", "cimd.mcp.example.com"
+    auth, mcp, cimd, api = "auth.mcp.example.com", "mcp.mcp.example.com", "cimd.mcp.example.com", "api.mcp.example.com"
     assert found == [
         {"host-header": [auth], "path-pattern": ["/realms/mcp/*", "/resources/*"]},
         {"host-header": [auth], "path-pattern": ["/.well-known/openid-configuration/realms/mcp"]},
         {"host-header": [auth], "path-pattern": ["/.well-known/oauth-authorization-server/realms/mcp"]},
         {"host-header": [mcp]},
         {"host-header": [cimd]},
+        {"host-header": [api]},
     ]
     # The master realm, the admin console and API are not matched by any rule: the 404 default.
     patterns = [p for c in found for p in c.get("path-pattern", [])]
@@ -115,7 +116,7 @@ def test_listener_rules_expose_only_the_served_realm_in_this_order(synth: Synthe
 
 
 def test_no_rule_routes_to_the_management_port(synth: Synthesized):
-    assert [target_port(synth, r) for r in rules(synth)] == [8080, 8080, 8080, 8000, 8080]
+    assert [target_port(synth, r) for r in rules(synth)] == [8080, 8080, 8080, 8000, 8080, 8000]
 
 
 def test_oidc_path_inserted_discovery_is_rewritten_onto_the_realm_document(synth: Synthesized):
@@ -150,22 +151,25 @@ def test_health_checks(synth: Synthesized):
     (keycloak,) = [g for g in groups if g.get("HealthCheckPort") == "9000"]
     assert keycloak["Port"] == 8080  # traffic on 8080; readiness on the management port
     assert keycloak["HealthCheckPath"] == "/health/ready"
-    (mcp,) = [g for g in groups if g["Port"] == 8000]
+    by_host = {name: synth.template.to_json()["Resources"][logical_id(synth, group)]["Properties"]
+               for name, group in synth.stack.edge.target_groups.items()}
+    mcp, api = by_host["Mcp"], by_host["Api"]
     # Readiness, not liveness: a task without the issuer's signing keys (or draining) gets no traffic.
-    assert mcp["HealthCheckPath"] == "/readyz"
+    assert mcp["HealthCheckPath"] == api["HealthCheckPath"] == "/readyz"
+    assert mcp["Port"] == api["Port"] == 8000
     mcp_attributes = {a["Key"]: a["Value"] for a in mcp["TargetGroupAttributes"]}
     assert mcp_attributes["deregistration_delay.timeout_seconds"] == "60"
     assert mcp_attributes.get("stickiness.enabled", "false") == "false"  # stateless
 
 
-def test_three_public_names_in_route53_point_at_the_alb(synth: Synthesized):
+def test_four_public_names_in_route53_point_at_the_alb(synth: Synthesized):
     records = sorted(r["Properties"]["Name"] for r in resources(synth, "AWS::Route53::RecordSet").values()
                      if r["Properties"]["Type"] == "A")
-    assert records == ["auth.mcp.example.com.", "cimd.mcp.example.com.", "mcp.mcp.example.com."]
+    assert records == ["api.mcp.example.com.", "auth.mcp.example.com.", "cimd.mcp.example.com.", "mcp.mcp.example.com."]
     _, certificate = one(synth, "AWS::CertificateManager::Certificate")
     assert certificate["Properties"]["ValidationMethod"] == "DNS"
     assert sorted([certificate["Properties"]["DomainName"], *certificate["Properties"]["SubjectAlternativeNames"]]) == [
-        "auth.mcp.example.com", "cimd.mcp.example.com", "mcp.mcp.example.com"]
+        "api.mcp.example.com", "auth.mcp.example.com", "cimd.mcp.example.com", "mcp.mcp.example.com"]
 
 
 def test_a_given_certificate_is_used_instead_of_creating_one():
@@ -190,7 +194,7 @@ def services(synth: Synthesized) -> dict[str, dict]:
 
 def test_keycloak_and_mcp_run_at_least_two_tasks_each(synth: Synthesized):
     found = services(synth)
-    assert set(found) == {"keycloak", "mcp-server", "cimd-host", "egress"}
+    assert set(found) == {"keycloak", "mcp-server", "cimd-host", "egress", "api"}
     for name in found:
         assert found[name]["service"]["DesiredCount"] >= 2, name
         assert found[name]["service"]["LaunchType"] == "FARGATE"
@@ -210,7 +214,7 @@ def test_keycloak_is_clustered_on_aurora_with_the_public_issuer(synth: Synthesiz
     assert settings["KC_SPI_CONNECTIONS_HTTP_CLIENT__DEFAULT__PROXY_MAPPINGS"] == ".*;http://egress.mcp-auth-prod.internal:4750"
     # The realm exists at the first start, before the MCP tasks (ready only with its signing keys).
     assert keycloak["Command"] == ["start", "--optimized", "--import-realm"]
-    _, cluster = one(synth, "AWS::RDS::DBCluster")
+    _, cluster = one(synth, "AWS::RDS::DBCluster", {"DBClusterIdentifier": "mcp-auth-prod-keycloak"})
     assert cluster["Properties"]["Engine"] == "aurora-postgresql"
     assert cluster["Properties"]["StorageEncrypted"] is True
     assert cluster["Properties"]["ServerlessV2ScalingConfiguration"] == {"MinCapacity": 0.5, "MaxCapacity": 4}
@@ -328,15 +332,18 @@ def test_the_stack_is_composed_of_one_construct_per_component(synth: Synthesized
     from mcp_deploy.components.keycloak import Keycloak
     from mcp_deploy.components.mcp_server import McpServer
     from mcp_deploy.components.network import Network
+    from mcp_deploy.components.notes_api import NotesApi
     from mcp_deploy.components.operations import Operations
     from mcp_deploy.components.realm_sync import RealmSync
 
     kinds = {type(child) for child in synth.stack.node.children}
-    assert {Network, Database, EgressProxy, Keycloak, RealmSync, McpServer, CimdHost, Edge, Operations} <= kinds
+    assert {Network, Database, EgressProxy, Keycloak, RealmSync, McpServer, CimdHost, NotesApi, Edge,
+            Operations} <= kinds
     # The handles the others wire to.
-    for service in (synth.stack.egress, synth.stack.keycloak, synth.stack.mcp, synth.stack.cimd, synth.stack.database):
+    for service in (synth.stack.egress, synth.stack.keycloak, synth.stack.mcp, synth.stack.cimd, synth.stack.database,
+                    synth.stack.api, synth.stack.api_database):
         assert service.connections.security_groups, type(service).__name__
-    assert set(synth.stack.edge.target_groups) == {"Keycloak", "Mcp", "Cimd"}
+    assert set(synth.stack.edge.target_groups) == {"Keycloak", "Mcp", "Cimd", "Api"}
 
 
 def test_suppressions_name_component_handles_not_construct_paths():
@@ -421,15 +428,16 @@ def every_rule(synth: Synthesized, direction: str) -> list[dict]:
     return found
 
 
-def test_keycloaks_http_port_is_reached_by_the_alb_the_mcp_server_and_realm_sync_only(synth: Synthesized):
+def test_keycloaks_http_port_is_reached_by_the_alb_the_mcp_server_the_notes_api_and_realm_sync_only(
+        synth: Synthesized):
     """Who may open a connection to Keycloak's HTTP port (the admin API is on it): the ALB (which
-    routes no /admin path), the MCP server (JWKS, introspection) and realm-sync. No other group
-    has a rule towards it, in either direction."""
+    routes no /admin path), the MCP server (JWKS, introspection, token exchange), the notes API
+    (JWKS) and realm-sync. No other group has a rule towards it, in either direction."""
     stack = synth.stack
     keycloak = group_id(synth, stack.keycloak.security_group)
     ingress = [r for r in every_rule(synth, "ingress") if r["GroupId"] == keycloak and r["FromPort"] <= 8080 <= r["ToPort"]]
     allowed = [group_id(synth, g) for g in (stack.edge.security_group, stack.mcp.security_group,
-                                            stack.realm_sync.security_group)]
+                                            stack.api.security_group, stack.realm_sync.security_group)]
     assert sorted(map(str, (r["SourceSecurityGroupId"] for r in ingress))) == sorted(map(str, allowed))
     towards = [r for r in every_rule(synth, "egress")
                if r.get("DestinationSecurityGroupId") == keycloak and r["FromPort"] <= 8080 <= r["ToPort"]]
@@ -464,6 +472,7 @@ def test_the_mcp_server_reaches_keycloak_through_service_discovery_and_nothing_o
     to_groups = {(r["FromPort"], json.dumps(r["DestinationSecurityGroupId"])) for r in egress
                  if "DestinationSecurityGroupId" in r}
     assert to_groups == {(8080, json.dumps(group_id(synth, synth.stack.keycloak.security_group))),
+                         (8000, json.dumps(group_id(synth, synth.stack.api.security_group))),
                          (443, json.dumps(group_id(synth, synth.stack.network.endpoints)))}
     assert [r["DestinationPrefixListId"] for r in egress if "DestinationPrefixListId" in r] == ["pl-6da54004"]
 
@@ -503,8 +512,9 @@ def test_every_log_group_has_the_configured_retention(synth: Synthesized):
 def test_alarms_on_5xx_and_unhealthy_targets_notify_the_topic(synth: Synthesized):
     alarms = [a["Properties"] for a in resources(synth, "AWS::CloudWatch::Alarm").values()]
     metrics = sorted(a["MetricName"] for a in alarms)
-    assert metrics.count("UnHealthyHostCount") == 3
-    assert metrics.count("HTTPCode_Target_5XX_Count") == 3
+    # One of each per target group: Keycloak, MCP server, CIMD host, notes API.
+    assert metrics.count("UnHealthyHostCount") == 4
+    assert metrics.count("HTTPCode_Target_5XX_Count") == 4
     assert "HTTPCode_ELB_5XX_Count" in metrics
     assert all(a["AlarmActions"] for a in alarms)
     one(synth, "AWS::SNS::Subscription", {"Protocol": "email", "Endpoint": "oncall@example.com"})
@@ -572,3 +582,110 @@ def test_unused_anonymous_registrations_are_reaped_on_a_schedule(synth: Synthesi
     network = target["EcsParameters"]["NetworkConfiguration"]["AwsVpcConfiguration"]
     assert network["SecurityGroups"] == [{"Fn::GetAtt": [logical_id(synth, synth.stack.realm_sync.security_group), "GroupId"]}]
     assert network["AssignPublicIp"] == "DISABLED"
+
+
+# --- the notes API (token exchange's downstream) ----------------------------------------------
+
+# What the API's PostgreSQL store reads (TOPOLOGY=ha's store; not in notes_api.config yet on this
+# branch): the libpq URI without credentials, and user and password as ECS secrets.
+API_DATABASE_ENV = {"API_DATABASE_URL"}
+API_DATABASE_SECRETS = {"API_DATABASE_USER", "API_DATABASE_PASSWORD"}
+
+
+def test_the_notes_api_runs_its_own_image_with_its_public_url_as_audience(synth: Synthesized):
+    from notes_api.config import Settings as ApiSettings
+
+    api = services(synth)["api"]
+    settings = env(api["container"])
+    known = {f"API_{name.upper()}" for name in ApiSettings.model_fields}
+    # Every variable and task secret the template sets is one the API reads (its Settings).
+    assert set(settings) | API_DATABASE_SECRETS <= known
+    # RFC 8707 §2: its tokens' `aud` is its public URL, the realm's ${API_URL} (its client id).
+    assert settings["API_URL"] == "https://api.mcp.example.com"
+    assert settings["API_ISSUER"] == "https://auth.mcp.example.com/realms/mcp"
+    assert settings["API_JWKS_URL"] == "http://keycloak.mcp-auth-prod.internal:8080/realms/mcp/protocol/openid-connect/certs"
+    assert api["container"]["ReadonlyRootFilesystem"] is True
+    assert api["service"]["DesiredCount"] >= 2
+    # Built from the sandbox's own Dockerfile with services/ as the context, as compose does.
+    (image,) = [i for i in synth.assets["dockerImages"].values() if i["source"].get("dockerFile") == "api/Dockerfile"]
+    assert image["source"]["dockerBuildArgs"] == {"PYTHON_IMAGE": f"python:3.13.5-slim-trixie@{'sha256:' + '3' * 64}"}
+    # The realm's placeholder is the same URL in the tasks that fill it.
+    assert env(services(synth)["keycloak"]["container"])["API_URL"] == settings["API_URL"]
+    (sync,) = [d["Properties"]["ContainerDefinitions"][0] for d in resources(synth, "AWS::ECS::TaskDefinition").values()
+               if d["Properties"]["ContainerDefinitions"][0]["Name"] == "realm-sync"]
+    assert env(sync)["API_URL"] == settings["API_URL"]
+    assert synth.template.to_json()["Outputs"]["NotesApiUrl"]["Value"] == "https://api.mcp.example.com"
+
+
+def test_the_mcp_server_calls_the_notes_api_through_service_discovery_for_its_public_audience(synth: Synthesized):
+    settings = env(services(synth)["mcp-server"]["container"])
+    # Where it calls (Cloud Map, no internet) and what it exchanges for (RFC 8693 §2.1 audience).
+    assert settings["MCP_NOTES_API_URL"] == "http://api.mcp-auth-prod.internal:8000"
+    assert settings["MCP_NOTES_API_AUDIENCE"] == "https://api.mcp.example.com"
+    names = {s["Properties"]["Name"] for s in resources(synth, "AWS::ServiceDiscovery::Service").values()}
+    assert "api" in names
+    # The exchange is signed with the MCP server's own key (private_key_jwt), as introspection is.
+    assert {"MCP_CLIENT_KEY_ID", "MCP_CLIENT_KEY_PEM"} <= {s["Name"] for s in services(synth)["mcp-server"]["container"]["Secrets"]}
+
+
+def test_the_notes_api_is_reached_by_the_alb_and_the_mcp_server_only(synth: Synthesized):
+    stack = synth.stack
+    api = group_id(synth, stack.api.security_group)
+    ingress = [r for r in every_rule(synth, "ingress") if r["GroupId"] == api]
+    assert sorted((r["FromPort"], str(r["SourceSecurityGroupId"])) for r in ingress) == sorted(
+        (8000, str(group_id(synth, g))) for g in (stack.edge.security_group, stack.mcp.security_group))
+
+
+def test_the_notes_api_reaches_keycloak_its_database_and_nothing_on_the_internet(synth: Synthesized):
+    stack = synth.stack
+    _, egress = group_rules(synth, stack.api.security_group)
+    assert egress
+    for rule in egress:
+        assert "CidrIp" not in rule, rule
+        assert "CidrIpv6" not in rule, rule
+    to_groups = {(r["FromPort"], json.dumps(r["DestinationSecurityGroupId"])) for r in egress
+                 if "DestinationSecurityGroupId" in r}
+    assert to_groups == {(8080, json.dumps(group_id(synth, stack.keycloak.security_group))),
+                         (5433, json.dumps(group_id(synth, stack.api_database.security_group))),
+                         (443, json.dumps(group_id(synth, stack.network.endpoints)))}
+    assert [r["DestinationPrefixListId"] for r in egress if "DestinationPrefixListId" in r] == ["pl-6da54004"]
+
+
+def test_the_notes_api_has_its_own_database_that_accepts_only_it(synth: Synthesized):
+    stack = synth.stack
+    _, cluster = one(synth, "AWS::RDS::DBCluster", {"DBClusterIdentifier": "mcp-auth-prod-notes"})
+    properties = cluster["Properties"]
+    assert properties["Engine"] == "aurora-postgresql"
+    assert properties["StorageEncrypted"] is True
+    assert properties["DatabaseName"] == "notes"
+    assert properties["ServerlessV2ScalingConfiguration"] == {"MinCapacity": 0.5, "MaxCapacity": 2}
+    assert cluster["DeletionPolicy"] == "Snapshot"
+    assert properties["DeletionProtection"] is True
+    # Writer only (docs/decisions.md): one instance in this cluster.
+    cluster_id = logical_id(synth, stack.api_database.cluster)
+    instances = [i for i in resources(synth, "AWS::RDS::DBInstance").values()
+                 if i["Properties"]["DBClusterIdentifier"] == {"Ref": cluster_id}]
+    assert len(instances) == 1
+    ingress, _ = group_rules(synth, stack.api_database.security_group)
+    assert [(r["FromPort"], r["SourceSecurityGroupId"]) for r in ingress] == [
+        (5433, group_id(synth, stack.api.security_group))]
+    # The API is told this cluster's endpoint (a CloudFormation reference until deploy), TLS required.
+    url = json.dumps(env(services(synth)["api"]["container"])["API_DATABASE_URL"])
+    assert '"postgresql://"' in url
+    assert json.dumps({"Fn::GetAtt": [cluster_id, "Endpoint.Address"]}) in url
+    assert ':5433/notes?sslmode=require"' in url
+
+
+def test_each_database_secret_goes_to_its_own_service_only(synth: Synthesized):
+    stack = synth.stack
+
+    def holders(secret) -> list[str]:
+        secret_id = logical_id(synth, secret)
+        return sorted({container["Name"] for definition in resources(synth, "AWS::ECS::TaskDefinition").values()
+                       for container in definition["Properties"]["ContainerDefinitions"]
+                       if any(secret_id in json.dumps(s["ValueFrom"]) for s in container.get("Secrets", []))})
+
+    assert holders(stack.api_database.secret) == ["api"]
+    assert holders(stack.database.secret) == ["keycloak", "realm-import"]
+    api = services(synth)["api"]["container"]
+    assert {s["Name"] for s in api["Secrets"]} == API_DATABASE_SECRETS

@@ -77,13 +77,16 @@ class Unreachable(httpx2.AsyncBaseTransport):
 
 
 @asynccontextmanager
-async def stack(tmp_path: Path, *, api_up: bool = True) -> AsyncIterator[Stack]:
+async def stack(tmp_path: Path, *, api_up: bool = True, api_address: str = API) -> AsyncIterator[Stack]:
+    """`api_address`: where the MCP server calls the API; its audience stays API (the public URL)."""
     fake = FakeAuthorizationServer()
     server = ExchangingAuthorizationServer(fake, {API: {"notes:read", "notes:write"}}, permitted={"alice", "bob"})
     api = create_api(ApiSettings(issuer=ISSUER, url=API, jwks_url=JWKS_URL, database=tmp_path / "notes.sqlite3"),
                      http=fake.http())
-    hosts: dict[str, httpx2.AsyncBaseTransport] = {"api.test": httpx2.ASGITransport(app=api) if api_up else Unreachable()}
-    settings = make_settings(client_key_dir=fake.write_client_key(tmp_path / "key"), notes_api_url=API)
+    host = httpx2.URL(api_address).host
+    hosts: dict[str, httpx2.AsyncBaseTransport] = {host: httpx2.ASGITransport(app=api) if api_up else Unreachable()}
+    settings = make_settings(client_key_dir=fake.write_client_key(tmp_path / "key"), notes_api_url=api_address,
+                             notes_api_audience=None if api_address == API else API)
     verifier, _ = make_verifier(fake, settings)
     app = create_app(settings, http=server.http(hosts), verifier=verifier)
     async with api.router.lifespan_context(api), app.router.lifespan_context(app), \
@@ -108,6 +111,16 @@ async def test_add_list_delete_as_the_user_with_an_exchanged_token(tmp_path: Pat
     assert added["api_saw"]["scope"] == deleted["api_saw"]["scope"] == ["notes:write"]
     # The tokens the client sent went to the AS as subjects (and the API accepts only its own audience).
     assert {form["subject_token"] for form in s.server.forms} == {alice, bob}
+
+
+@pytest.mark.anyio
+async def test_an_internal_address_keeps_the_public_url_as_the_audience(tmp_path: Path):
+    # AWS: the MCP server reaches the API through Cloud Map (MCP_NOTES_API_URL), while the token's
+    # audience stays the API's public URL, its client id (MCP_NOTES_API_AUDIENCE; RFC 8693 §2.1).
+    async with stack(tmp_path, api_address="http://api.mcp-auth-prod.internal:8000") as s:
+        listed = payload(await s.call("list_notes", s.token()))
+    assert listed["api_saw"]["aud"] == [API]
+    assert [form["audience"] for form in s.server.forms] == [API]
 
 
 @pytest.mark.anyio

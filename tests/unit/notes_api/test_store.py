@@ -36,6 +36,17 @@ def test_a_password_in_the_database_url_is_refused(tmp_path: Path):
         Settings(database_url="mysql://notes@db/notes")
 
 
+def test_the_aws_templates_shape_user_and_password_from_task_secrets_is_accepted():
+    """ECS hands Secrets Manager fields over as variables: a URL without credentials, the user and
+    the password beside it (deploy/aws, components/notes_api.py)."""
+    settings = Settings(database_url="postgresql://db.internal:5433/notes?sslmode=require",
+                        database_user="notes", database_password="from-secrets-manager")
+    assert isinstance(note_store(settings), PostgresNoteStore)
+    assert "from-secrets-manager" not in repr(settings)
+    with pytest.raises(ValidationError, match="names no user"):
+        Settings(database_url="postgresql://db.internal:5433/notes")
+
+
 def test_the_password_file_must_exist_and_hold_a_password(tmp_path: Path):
     with pytest.raises(StoreUnavailable, match="cannot read the database password file"):
         read_password(tmp_path / "missing")

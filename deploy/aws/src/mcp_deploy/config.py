@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[4]
 VERSIONS = ROOT / "compose" / "versions.env"
 # The image policy's vocabulary (images.py); here because the config validates against it.
 BASE_IMAGES = ("KEYCLOAK_IMAGE", "CADDY_IMAGE", "PYTHON_IMAGE")
-SERVICES = ("keycloak", "egress", "mcp-server", "cimd-host", "realm-sync")
+SERVICES = ("keycloak", "egress", "mcp-server", "cimd-host", "realm-sync", "api")
 DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 ECR_BY_DIGEST = re.compile(
     r"^(?P<account>\d{12})\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.amazonaws\.com/(?P<repository>[a-z0-9._/-]+)"
@@ -37,9 +37,10 @@ def pinned_versions(path: Path = VERSIONS) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class DeployConfig:
-    # Public names: auth.<domain> (Keycloak), mcp.<domain> (MCP server), cimd.<domain> (CIMD host).
+    # Public names: auth.<domain> (Keycloak), mcp.<domain> (MCP server), cimd.<domain> (CIMD host),
+    # api.<domain> (the notes API).
     domain: str
-    # The Route 53 hosted zone the three records (and, without certificate_arn, the ACM DNS
+    # The Route 53 hosted zone the four records (and, without certificate_arn, the ACM DNS
     # validation records) go into.
     hosted_zone_id: str
     hosted_zone_name: str
@@ -56,7 +57,7 @@ class DeployConfig:
     # introspection (privileged tools see revocation). Its public half is the JWKS rendered into
     # cimd_state_dir (services/mcp-server/jwks.json); docs/production.md shows how to create it.
     mcp_client_key_secret: str
-    # An existing ACM certificate for the three names; unset: one is created, DNS-validated.
+    # An existing ACM certificate for the four names; unset: one is created, DNS-validated.
     certificate_arn: str | None = None
     realm: str = "mcp"
     account: str | None = None
@@ -68,9 +69,18 @@ class DeployConfig:
     mcp_max_tasks: int = 6
     mcp_cpu: int = 256
     mcp_memory_mib: int = 512
-    # Aurora Serverless v2 capacity range (ACUs).
+    # Aurora Serverless v2 capacity range (ACUs) of Keycloak's database.
     database_min_capacity: float = 0.5
     database_max_capacity: float = 4.0
+    # The notes API (services/api): its tasks (stateless; >= 2, one per AZ) and its own database
+    # (a second Aurora Serverless v2 cluster, writer only; docs/production.md, "The notes API").
+    api_tasks: int = 2
+    api_cpu: int = 256
+    api_memory_mib: int = 512
+    api_database_min_capacity: float = 0.5
+    api_database_max_capacity: float = 2.0
+    # Start the notes API's database from this snapshot (as database_snapshot does for Keycloak's).
+    api_database_snapshot: str | None = None
     log_retention_days: int = 30
     # AWS WAF in front of the ALB with rate-based rules on the token and registration endpoints.
     waf: bool = True
@@ -117,6 +127,8 @@ class DeployConfig:
             problems.append("keycloak_tasks must be >= 2 (a clustered pair survives a task replacement)")
         if not 2 <= self.mcp_min_tasks <= self.mcp_max_tasks:
             problems.append("need 2 <= mcp_min_tasks <= mcp_max_tasks")
+        if self.api_tasks < 2:
+            problems.append("api_tasks must be >= 2 (one per availability zone)")
         if not re.fullmatch(r"[a-z0-9-]+", self.realm) or self.realm == "master":
             problems.append(f"realm must be a realm name other than master, got {self.realm!r}")
         if "*" in self.cors_allowed_origins.replace(":*", ""):
@@ -171,6 +183,12 @@ class DeployConfig:
     @property
     def resource_url(self) -> str:
         return f"{self.origin('mcp')}/mcp"
+
+    @property
+    def api_url(self) -> str:
+        """The notes API's public URL: its client id at Keycloak (the realm's ${API_URL}) and the
+        audience of the tokens it accepts."""
+        return self.origin("api")
 
     @property
     def cimd_public_dir(self) -> Path:

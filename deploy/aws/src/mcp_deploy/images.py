@@ -96,6 +96,9 @@ class Images(Construct):
             # Context services/, as in compose: the image holds the realm files next to its code.
             "realm-sync": lambda: ecs.ContainerImage.from_asset(str(ROOT / "services"), file="realm-sync/Dockerfile",
                                                                 build_args={**python, "REALM_PROFILE": "production"}),
+            # Context services/, as in compose: the API imports the MCP server's verifier source.
+            "api": lambda: ecs.ContainerImage.from_asset(str(ROOT / "services"), file="api/Dockerfile",
+                                                         build_args=python),
         }
         self.images: dict[str, ecs.ContainerImage] = {}
         for service in SERVICES:

@@ -8,6 +8,7 @@ composed from one Construct per component (components/):
     egress (smokescreen) ->  ECS service; Keycloak's only way out            EgressProxy
     keycloak (dev-file)  ->  ECS service, >= 2 tasks clustered (jdbc-ping)   Keycloak
     realm-sync, reaper   ->  a one-off task, and it on a 5-minute schedule   RealmSync
+    api (notes API)      ->  ECS service, >= 2 tasks, its own Aurora cluster NotesApi (+ Database)
     mcp-server           ->  ECS service, >= 2 tasks, autoscaled             McpServer
     cimd-host            ->  ECS service, the rendered documents baked in    CimdHost
     caddy (TLS, routes)  ->  ALB, certificate, listener rules, DNS           Edge
@@ -32,6 +33,7 @@ from .components.egress import EgressProxy
 from .components.keycloak import Keycloak
 from .components.mcp_server import McpServer
 from .components.network import Network
+from .components.notes_api import NotesApi
 from .components.operations import Operations
 from .components.platform import Platform, retention
 from .components.realm_sync import RealmSync
@@ -51,7 +53,7 @@ class McpAuthStack(Stack):
         self.network = Network(self, "Network", retention=retention(config.log_retention_days),
                                s3_prefix_list_id=config.s3_prefix_list_id)
         self.platform = Platform(self, "Platform", network=self.network, log_retention_days=config.log_retention_days)
-        self.database = Database(self, "Database", platform=self.platform,
+        self.database = Database(self, "Database", platform=self.platform, name="keycloak", client="Keycloak",
                                  min_capacity=config.database_min_capacity, max_capacity=config.database_max_capacity,
                                  deletion_protection=config.database_deletion_protection,
                                  snapshot=config.database_snapshot)
@@ -60,12 +62,21 @@ class McpAuthStack(Stack):
                                  egress=self.egress, image=images["keycloak"])
         self.realm_sync = RealmSync(self, "RealmSync", platform=self.platform, config=config, keycloak=self.keycloak,
                                     image=images["realm-sync"])
+        # The notes API's own cluster: its data and credentials apart from Keycloak's
+        # (docs/decisions.md, "The notes API on AWS: its own database cluster").
+        self.api_database = Database(self, "ApiDatabase", platform=self.platform, name="notes", client="the notes API",
+                                     min_capacity=config.api_database_min_capacity,
+                                     max_capacity=config.api_database_max_capacity,
+                                     deletion_protection=config.database_deletion_protection,
+                                     snapshot=config.api_database_snapshot, reader=False)
+        self.api = NotesApi(self, "NotesApi", platform=self.platform, config=config, keycloak=self.keycloak,
+                            database=self.api_database, image=images["api"])
         self.mcp = McpServer(self, "McpServer", platform=self.platform, config=config, keycloak=self.keycloak,
-                             image=images["mcp-server"])
+                             notes_api=self.api, image=images["mcp-server"])
         self.cimd = CimdHost(self, "CimdHost", platform=self.platform, image=images["cimd-host"])
 
         self.edge = Edge(self, "Edge", network=self.network, config=config, keycloak=self.keycloak,
-                         names=["mcp", "cimd"])
+                         names=["mcp", "cimd", "api"])
         mcp_targets = self.edge.add_host(
             "Mcp", "mcp", target=self.mcp.target(), connections=self.mcp.connections, port=self.mcp.port,
             # Readiness: 503 while a task holds no signing key of Keycloak (it would 401 every
@@ -78,10 +89,16 @@ class McpAuthStack(Stack):
             "Cimd", "cimd", target=self.cimd.target(), connections=self.cimd.connections, port=self.cimd.port,
             health_check=elbv2.HealthCheck(path="/healthz", healthy_http_codes="200"),
             deregistration_delay=Duration.seconds(10))
+        self.edge.add_host(
+            "Api", "api", target=self.api.target(), connections=self.api.connections, port=self.api.port,
+            # Readiness, as for the MCP server: a task without Keycloak's signing keys would 401 every token.
+            health_check=elbv2.HealthCheck(path="/readyz", healthy_http_codes="200", interval=Duration.seconds(10)),
+            deregistration_delay=Duration.seconds(30))
         self.operations = Operations(self, "Operations", config=config, platform=self.platform, edge=self.edge)
 
         CfnOutput(self, "Issuer", value=config.issuer)
         CfnOutput(self, "McpUrl", value=config.resource_url)
+        CfnOutput(self, "NotesApiUrl", value=config.api_url)
         CfnOutput(self, "RealmImportCommand", value=self._run_task(self.keycloak.import_task.family,
                                                                    self.keycloak.security_group.security_group_id))
         CfnOutput(self, "RealmSyncCommand", value=self._run_task(self.realm_sync.task_definition.family,

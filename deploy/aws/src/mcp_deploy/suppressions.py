@@ -10,7 +10,8 @@ from .stack import McpAuthStack
 
 ROTATION = (
     "Rotated by the documented procedure (docs/production.md, 'Secrets'), not by a rotation Lambda: "
-    "Keycloak reads these at start, so a rotation is a secret update plus a rolling restart of the service."
+    "Keycloak and the notes API read these at start, so a rotation is a secret update plus a rolling restart of "
+    "the service."
 )
 
 
@@ -21,7 +22,7 @@ def suppress(stack: McpAuthStack) -> None:
                "the optional WAF rate-limits the token and registration endpoints.",
     )])
     with_environment = [stack.egress.task_definition, stack.keycloak.task_definition, stack.keycloak.import_task,
-                        stack.mcp.task_definition, stack.realm_sync.task_definition]
+                        stack.mcp.task_definition, stack.realm_sync.task_definition, stack.api.task_definition]
     for task in with_environment:
         NagSuppressions.add_resource_suppressions(task, [NagPackSuppression(
             id="AwsSolutions-ECS2",
@@ -49,5 +50,6 @@ def suppress(stack: McpAuthStack) -> None:
     )])
     for secret in (stack.keycloak.admin_secret, stack.keycloak.admin_client_secret):
         NagSuppressions.add_resource_suppressions(secret, [NagPackSuppression(id="AwsSolutions-SMG4", reason=ROTATION)])
-    NagSuppressions.add_resource_suppressions(stack.database.cluster, [NagPackSuppression(
-        id="AwsSolutions-SMG4", reason=ROTATION)], apply_to_children=True)
+    for database in (stack.database, stack.api_database):
+        NagSuppressions.add_resource_suppressions(database.cluster, [NagPackSuppression(
+            id="AwsSolutions-SMG4", reason=ROTATION)], apply_to_children=True)

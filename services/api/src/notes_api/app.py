@@ -47,8 +47,10 @@ def http_client(settings: Settings) -> httpx2.AsyncClient:
 def note_store(settings: Settings) -> NoteStore:
     """PostgreSQL when API_DATABASE_URL is set (TOPOLOGY=ha: shared by the replicas), else SQLite."""
     if settings.database_url:
+        password = settings.database_password.get_secret_value() if settings.database_password else None
         return PostgresNoteStore(settings.database_url, password_file=settings.database_password_file,
-                                 max_per_owner=settings.max_notes_per_user)
+                                 max_per_owner=settings.max_notes_per_user, user=settings.database_user,
+                                 password=password)
     return SQLiteNoteStore(settings.database, max_per_owner=settings.max_notes_per_user)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from functools import cached_property
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from mcp_server.config import Settings as VerifierSettings
@@ -38,8 +38,13 @@ class Settings(BaseSettings):
     # without a password (postgresql://notes@postgres:5432/notes, TOPOLOGY=ha): the notes are
     # shared by every replica (postgres.py); the password comes from database_password_file.
     database: Path = Path("/data/notes.sqlite3")
-    database_url: str | None = Field(default=None, pattern=r"^postgres(ql)?://[^:@/]+@")
+    # No password in the URL, ever; the user in it, or in database_user.
+    database_url: str | None = Field(default=None, pattern=r"^postgres(ql)?://([^:@/]+@)?[^@]*$")
     database_password_file: Path | None = None
+    # Where the platform hands secrets over as environment variables (ECS task secrets, the AWS
+    # template: API_DATABASE_USER / API_DATABASE_PASSWORD from Secrets Manager), not files.
+    database_user: str | None = None
+    database_password: SecretStr | None = None
     # Notes per user, and characters per note: a caller cannot fill the disk.
     max_notes_per_user: int = Field(default=200, ge=1)
     max_note_chars: int = Field(default=2000, ge=1)
@@ -54,6 +59,15 @@ class Settings(BaseSettings):
     host: str = "0.0.0.0"  # noqa: S104  (inside its container, reached only through the TLS front)
     port: int = 8000
     log_level: str = "INFO"
+
+    @model_validator(mode="after")
+    def _database_credentials(self) -> Settings:
+        if self.database_url:
+            if "@" not in self.database_url and not self.database_user:
+                raise ValueError("API_DATABASE_URL names no user: put it in the URL or set API_DATABASE_USER")
+            if self.database_password_file is not None and self.database_password is not None:
+                raise ValueError("set API_DATABASE_PASSWORD_FILE or API_DATABASE_PASSWORD, not both")
+        return self
 
     @cached_property
     def verifier_settings(self) -> VerifierSettings:

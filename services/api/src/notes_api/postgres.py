@@ -49,9 +49,11 @@ def read_password(path: Path) -> str:
 
 class PostgresNoteStore:
     def __init__(self, url: str, *, password_file: Path | None, max_per_owner: int, pool_size: int = 5,
-                 connect_timeout: float = 5.0) -> None:
+                 connect_timeout: float = 5.0, user: str | None = None, password: str | None = None) -> None:
         self._url = url
         self._password_file = password_file
+        self._user = user
+        self._password = password
         self._max = max_per_owner
         self._pool_size = pool_size
         self._connect_timeout = connect_timeout
@@ -74,6 +76,10 @@ class PostgresNoteStore:
         kwargs: dict[str, object] = {"connect_timeout": max(1, round(self._connect_timeout))}
         if self._password_file is not None:
             kwargs["password"] = read_password(self._password_file)
+        elif self._password is not None:
+            kwargs["password"] = self._password
+        if self._user is not None:
+            kwargs["user"] = self._user
         pool = AsyncConnectionPool(self._url, kwargs=kwargs, min_size=1, max_size=self._pool_size, open=False,
                                    timeout=self._connect_timeout, name="notes",
                                    check=AsyncConnectionPool.check_connection)

@@ -143,7 +143,8 @@ def notes_api_for(settings: Settings, http: httpx2.AsyncClient, metadata: Author
         timeout=settings.exchange_timeout_seconds,
         margin=settings.exchange_margin_seconds,
     )
-    return NotesAPI(http, exchange, url=settings.notes_api_url, audience=settings.notes_api_url,
+    return NotesAPI(http, exchange, url=settings.notes_api_url,
+                    audience=settings.notes_api_audience or settings.notes_api_url,
                     timeout=settings.notes_api_timeout_seconds)
 
 

@@ -64,6 +64,10 @@ class Settings(BaseSettings):
     # The notes API (services/api) the notes tools call as their user; unset: no notes tools. Its
     # URL is also its client id at the AS, the `audience` of the token exchange (RFC 8693).
     notes_api_url: str | None = None
+    # The notes API's client id at the AS, the exchange's `audience` (and the `aud` the API
+    # requires), when the server reaches the API at another address than its public URL (on AWS:
+    # http://api.<stack>.internal:8000 through Cloud Map). Unset: MCP_NOTES_API_URL.
+    notes_api_audience: str | None = None
     # How long a token exchange may take (metadata and request together) before the tool says so.
     # Half of it for the first attempt, the rest for one retry (exchange.py).
     exchange_timeout_seconds: float = Field(default=5.0, gt=0, le=30)

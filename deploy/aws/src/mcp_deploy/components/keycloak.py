@@ -52,9 +52,8 @@ class Keycloak(Construct):
             "KC_BOOTSTRAP_ADMIN_CLIENT_ID": ADMIN_CLIENT_ID,
             "KC_LOG_LEVEL": "INFO",
             "MCP_RESOURCE_URL": config.resource_url,
-            # The notes API's client id (the realm's ${API_URL}); its service is not deployed by this
-            # template yet, so its client is an audience nobody obtains tokens for (docs/production.md).
-            "API_URL": config.origin("api"),
+            # The notes API's client id (the realm's ${API_URL}): its public URL (components/notes_api.py).
+            "API_URL": config.api_url,
             "CIMD_ORIGIN": config.origin("cimd"),
             "AGENT_CALLBACK_PORT": str(config.agent_callback_port),
         }

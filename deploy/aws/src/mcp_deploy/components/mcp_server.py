@@ -1,6 +1,7 @@
-"""The MCP resource server: >= 2 stateless tasks, autoscaled. It reaches Keycloak's JWKS and
-introspection endpoints through Cloud Map (keycloak.<stack>.internal), so it needs no route to
-the internet at all: Keycloak's HTTP port and the AWS APIs are its only destinations."""
+"""The MCP resource server: >= 2 stateless tasks, autoscaled. It reaches Keycloak's JWKS,
+introspection and token endpoints through Cloud Map (keycloak.<stack>.internal), and the notes API
+at api.<stack>.internal, so it needs no route to the internet at all: Keycloak's HTTP port, the
+notes API's port and the AWS APIs are its only destinations."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from constructs import Construct
 
 from ..config import DeployConfig
 from .keycloak import Keycloak
+from .notes_api import NotesApi
 from .platform import Platform
 
 PORT = 8000
@@ -18,7 +20,7 @@ PORT = 8000
 
 class McpServer(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, platform: Platform, config: DeployConfig,
-                 keycloak: Keycloak, image: ecs.ContainerImage) -> None:
+                 keycloak: Keycloak, notes_api: NotesApi, image: ecs.ContainerImage) -> None:
         super().__init__(scope, construct_id)
         network = platform.network
         self.port = PORT
@@ -49,9 +51,14 @@ class McpServer(Construct):
                 # Sender-constrained tokens (RFC 9449): a replica's proof replay cache is its own
                 # (docs/resource-server.md, "DPoP").
                 "MCP_DPOP": config.dpop,
+                # The notes tools call the API inside the VPC (Cloud Map), with a token exchanged
+                # for its public URL, its client id (RFC 8693 §2.1 `audience`; RS13: never the
+                # caller's own token).
+                "MCP_NOTES_API_URL": notes_api.internal_url,
+                "MCP_NOTES_API_AUDIENCE": notes_api.url,
             },
-            # Privileged tools: token introspection as the MCP server's own client (its client id
-            # is the resource URL, as in the realm file).
+            # Privileged tools (token introspection) and the notes tools (token exchange), as the
+            # MCP server's own client (its client id is the resource URL, as in the realm file).
             secrets={"MCP_CLIENT_KEY_ID": ecs.Secret.from_secrets_manager(self.client_key, "kid"),
                      "MCP_CLIENT_KEY_PEM": ecs.Secret.from_secrets_manager(self.client_key, "pem")},
             readonly_root_filesystem=True,
@@ -62,7 +69,8 @@ class McpServer(Construct):
             security_groups=[self.security_group], vpc_subnets=network.app_subnets,
             circuit_breaker=ecs.DeploymentCircuitBreaker(rollback=True),
         )
-        keycloak.allow_http_from(self.security_group, "MCP server: JWKS and token introspection")
+        keycloak.allow_http_from(self.security_group, "MCP server: JWKS, token introspection and exchange")
+        notes_api.allow_from(self.security_group, "MCP server: the notes tools")
         network.allow_aws_apis(self.security_group)
         self._min, self._max = config.mcp_min_tasks, config.mcp_max_tasks
 
