@@ -15,6 +15,7 @@ from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
 import httpx2
+import jwt
 import pytest
 from mcp.shared.auth import OAuthToken
 from testcontainers.compose import DockerCompose
@@ -23,6 +24,7 @@ from cimd_host.keys import current_key, signing_jwk_path
 from mcp_agent.agent import connect
 from mcp_agent.assertion import client_assertion, form_fields
 from mcp_agent.config import AgentSettings
+from mcp_agent.dpop import thumbprint
 from mcp_agent.errors import explain
 from mcp_agent.refusal import PermissionRefused
 from mcp_agent.storage import FileTokenStorage
@@ -51,6 +53,18 @@ def settings_for(stack: Stack, state: Path, **overrides) -> AgentSettings:
         callback_port=stack.callback_port,
         **overrides,
     )
+
+
+def stored_access_claims(settings: AgentSettings, *, machine: bool = False) -> dict:
+    stored = FileTokenStorage(settings.state_dir, settings.server_url + ("#machine" if machine else "")).snapshot()
+    return jwt.decode(stored["tokens"]["access_token"], options={"verify_signature": False})
+
+
+def assert_bound_to_the_agents_key(settings: AgentSettings, *, machine: bool = False) -> None:
+    """RFC 9449 §6.1: Keycloak bound the token to the agent's DPoP key (its thumbprint in cnf.jkt)."""
+    key = json.loads(settings.dpop_key_file.read_text())
+    assert oct(settings.dpop_key_file.stat().st_mode & 0o777) == "0o600"
+    assert stored_access_claims(settings, machine=machine)["cnf"]["jkt"] == thumbprint(key)
 
 
 def user(stack: Stack) -> User:
@@ -95,9 +109,13 @@ async def test_cimd_login_consent_and_tool_calls(stack: Stack, compose: DockerCo
     assert dict(parse_qsl(urlsplit(authorization_url).query))["resource"] == stack.resource_url
     assert f"resource={stack.resource_url}" in trace.getvalue()
     assert "client_assertion_type=urn:ietf:params:oauth:client-assertion-type:jwt-bearer" in trace.getvalue()
-    # C28: the token travels in the Authorization header, never in a URL.
-    assert "authorization: Bearer" in trace.getvalue()
+    # C28: the token travels in the Authorization header, never in a URL; DPoP-bound, with a
+    # proof at the token endpoint and on every MCP request (RFC 9449 §5, §7.1), masked in the trace.
+    assert "authorization: DPoP" in trace.getvalue()
+    assert "authorization: Bearer" not in trace.getvalue()
+    assert "dpop: eyJ" in trace.getvalue()
     assert "access_token=" not in trace.getvalue()
+    assert_bound_to_the_agents_key(settings)
     who = result["whoami"]
     assert who["client_id"] == settings.client_metadata_url
     assert who["audience"] == [stack.resource_url]
@@ -123,6 +141,7 @@ async def test_preregistered_client_path(stack: Stack, tmp_path: Path):
     assert result["login"].registration == "preregistered"
     assert result["whoami"]["client_id"] == "mcp-agent"
     assert result["whoami"]["audience"] == [stack.resource_url]
+    assert_bound_to_the_agents_key(settings)
 
 
 @pytest.mark.matrix("Demo agent (this repository, `mcp` Python SDK 2.x)", "pre-registered")
@@ -197,6 +216,19 @@ async def test_client_credentials_path(stack: Stack, tmp_path: Path):
     assert login.registration == "client_credentials"
     assert who["client_id"] == "mcp-machine-agent"
     assert who["audience"] == [stack.resource_url]
+    assert_bound_to_the_agents_key(settings, machine=True)
+
+
+async def test_with_dpop_off_the_agent_gets_and_sends_a_bearer_token(stack: Stack, tmp_path: Path):
+    """AGENT_DPOP=false, for comparison: no proof, so Keycloak issues an unbound Bearer token."""
+    settings = settings_for(stack, tmp_path, dpop=False)
+    trace = io.StringIO()
+    async with connect(settings, machine=True, tracer=Tracer(trace)) as (client, _):
+        assert not (await client.call_tool("get_time", {})).is_error
+    assert "cnf" not in stored_access_claims(settings, machine=True)
+    assert "authorization: Bearer" in trace.getvalue()
+    assert "dpop:" not in trace.getvalue()
+    assert not settings.dpop_key_file.exists()
 
 
 def run_agent(settings: AgentSettings, *args: str, extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
@@ -235,6 +267,7 @@ async def test_refresh_after_restarting_the_agent_process_needs_no_new_login(sta
     after = await storage.get_tokens()
     assert after.access_token != before.access_token
     assert after.refresh_token != before.refresh_token  # AS12: Keycloak rotates refresh tokens
+    assert_bound_to_the_agents_key(settings)  # the new process proved the same key (dpop.jwk)
 
 
 async def test_logout_revokes_the_refresh_token_at_keycloak(stack: Stack, tmp_path: Path):
