@@ -399,6 +399,34 @@ def extra_document(stack: Stack):
         path.unlink(missing_ok=True)
 
 
+async def test_a_cimd_document_with_dpop_bound_access_tokens_makes_keycloak_require_dpop(
+        stack: Stack, compose: DockerCompose, tmp_path: Path, extra_document):
+    """RFC 9449 §5.2 client metadata `dpop_bound_access_tokens: true` in a CIMD document: Keycloak
+    26.7.3 turns it into the client's "require DPoP" setting, so the code exchange without a proof
+    is refused, and with one the token is bound."""
+    url = f"{stack.cimd_origin}/tests/dpop-agent.json"
+    extra_document("dpop-agent.json", {
+        "client_id": url, "client_name": "DPoP test agent", "redirect_uris": [stack.callback_url],
+        "grant_types": ["authorization_code", "refresh_token"], "response_types": ["code"],
+        "token_endpoint_auth_method": "none", "scope": "mcp:connect mcp:tools", "dpop_bound_access_tokens": True})
+    try:
+        without = settings_for(stack, tmp_path / "bearer", registration="cimd", client_metadata_url=url, key_file=None,
+                               dpop=False)
+        async with chromium(stack.ca_file, user(stack)) as browser:
+            with pytest.raises(Exception) as refused:  # noqa: PT011  (the SDK's error types vary; the message is what matters)
+                await login_and_call(without, browser)
+        assert "DPoP" in explain(refused.value), explain(refused.value)
+        (client,) = json.loads(kcadm(compose, stack, "get", "clients", "-r", "mcp", "-q", f"clientId={url}"))
+        assert client["attributes"]["dpop.bound.access.tokens"] == "true"
+
+        with_dpop = settings_for(stack, tmp_path / "dpop", registration="cimd", client_metadata_url=url, key_file=None)
+        async with chromium(stack.ca_file, user(stack)) as browser:
+            await login_and_call(with_dpop, browser)
+        assert_bound_to_the_agents_key(with_dpop)
+    finally:
+        delete_clients(compose, stack, url)
+
+
 @pytest.mark.security
 def test_redirect_uri_not_in_the_document_is_refused(stack: Stack):
     """AS5/AS14: the request's redirect_uri must be one of the document's redirect_uris."""
