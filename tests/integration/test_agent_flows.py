@@ -24,7 +24,7 @@ from cimd_host.keys import current_key, signing_jwk_path
 from mcp_agent.agent import connect
 from mcp_agent.assertion import client_assertion, form_fields
 from mcp_agent.config import AgentSettings
-from mcp_agent.dpop import thumbprint
+from mcp_agent.dpop import DPoPKeyFile, thumbprint
 from mcp_agent.errors import explain
 from mcp_agent.refusal import PermissionRefused
 from mcp_agent.storage import FileTokenStorage
@@ -205,6 +205,18 @@ async def test_client_credentials_with_a_client_secret(stack: Stack, tmp_path: P
     assert who["audience"] == [stack.resource_url]
     assert "authorization: Basic" in trace.getvalue()
     assert "client_assertion" not in trace.getvalue()
+    assert_bound_to_the_agents_key(settings, machine=True)
+
+
+async def test_a_client_that_requires_dpop_refuses_the_agent_without_it(stack: Stack, tmp_path: Path):
+    """The realm requires DPoP-bound tokens of mcp-machine-agent-secret (dpop.bound.access.tokens):
+    with AGENT_DPOP=false the token request carries no proof and Keycloak refuses it."""
+    settings = settings_for(stack, tmp_path, machine_client_id="mcp-machine-agent-secret",
+                            machine_client_secret_file=stack.secret_file("machine-client-secret"), dpop=False)
+    with pytest.raises(Exception) as refused:  # noqa: PT011  (the message is what matters)
+        async with connect(settings, machine=True) as (client, _):
+            await client.call_tool("whoami", {})
+    assert "DPoP" in explain(refused.value), explain(refused.value)
 
 
 @pytest.mark.matrix("Demo agent (this repository, `mcp` Python SDK 2.x)", "client credentials")
@@ -299,6 +311,34 @@ async def test_logout_revokes_the_refresh_token_at_keycloak(stack: Stack, tmp_pa
     refused = refresh(held)
     assert refused.status_code == 400, refused.text
     assert refused.json()["error"] == "invalid_grant"
+
+
+async def test_a_public_clients_refresh_token_is_bound_too_and_logout_revokes_it(stack: Stack, tmp_path: Path):
+    """Keycloak binds a public client's refresh token to the DPoP key as well (RFC 9449 §5): a
+    refresh without a proof from that key is refused, which is why the agent keeps its key across
+    restarts. Logout still revokes it (RFC 7009)."""
+    settings = settings_for(stack, tmp_path, registration="preregistered", preregistered_client_id="mcp-agent")
+    async with chromium(stack.ca_file, user(stack)) as browser:
+        await login_and_call(settings, browser)
+    held = (await FileTokenStorage(tmp_path, settings.server_url).get_tokens()).refresh_token
+
+    def refresh(**headers: str) -> httpx2.Response:
+        with stack.client() as http:
+            return http.post(stack.token_endpoint(), headers=headers, data={
+                "grant_type": "refresh_token", "refresh_token": held, "client_id": "mcp-agent"})
+
+    without_proof = refresh()
+    assert without_proof.status_code == 400, without_proof.text
+
+    result = run_agent(settings, "logout", extra_env={"AGENT_REGISTRATION": "preregistered",
+                                                      "AGENT_PREREGISTERED_CLIENT_ID": "mcp-agent"})
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert json.loads(result.stdout) == {"logged_out": True, "revoked": True}
+    # Revoked: not even a proof from the right key brings it back.
+    key = DPoPKeyFile(settings.dpop_key_file).key()
+    after = refresh(DPoP=key.proof("POST", stack.token_endpoint()))
+    assert after.status_code == 400, after.text
+    assert after.json()["error"] == "invalid_grant"
 
 
 @pytest.mark.matrix("Demo agent (this repository, `mcp` Python SDK 2.x)", "step-up")
