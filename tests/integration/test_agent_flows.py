@@ -38,21 +38,21 @@ pytestmark = pytest.mark.anyio
 
 
 def settings_for(stack: Stack, state: Path, **overrides) -> AgentSettings:
-    overrides = {"login_timeout_seconds": 60, **overrides}
-    return AgentSettings(
-        server_url=stack.resource_url,
-        ca_bundle=stack.ca_file,
-        state_dir=state,
-        client_metadata_url=f"{stack.cimd_origin}/agents/demo/metadata.json",
+    return AgentSettings(**{
+        "login_timeout_seconds": 60,
+        "server_url": stack.resource_url,
+        "ca_bundle": stack.ca_file,
+        "state_dir": state,
+        "client_metadata_url": f"{stack.cimd_origin}/agents/demo/metadata.json",
         # Against a remote deployment (make test-remote) only the pre-registered clients and the
         # machine key are available: no CIMD identity of the demo agent there.
-        key_file=None if stack.remote else signing_jwk_path(stack.key_dir("demo")),
-        machine_key_file=signing_jwk_path(stack.key_dir("machine")),
-        machine_issuer=stack.issuer,
-        open_browser=False,
-        callback_port=stack.callback_port,
+        "key_file": None if stack.remote else signing_jwk_path(stack.key_dir("demo")),
+        "machine_key_file": signing_jwk_path(stack.key_dir("machine")),
+        "machine_issuer": stack.issuer,
+        "open_browser": False,
+        "callback_port": stack.callback_port,
         **overrides,
-    )
+    })
 
 
 def stored_access_claims(settings: AgentSettings, *, machine: bool = False) -> dict:
@@ -339,6 +339,16 @@ async def test_a_public_clients_refresh_token_is_bound_too_and_logout_revokes_it
     after = refresh(DPoP=key.proof("POST", stack.token_endpoint()))
     assert after.status_code == 400, after.text
     assert after.json()["error"] == "invalid_grant"
+
+
+async def test_the_notes_tools_with_the_agents_dpop_bound_token(stack: Stack, tmp_path: Path):
+    """The notes tools make the MCP server exchange the user's token (RFC 8693) for one for the
+    notes API; here the user's token is DPoP-bound to the agent's key."""
+    settings = settings_for(stack, tmp_path)
+    async with chromium(stack.ca_file, user(stack)) as browser, connect(settings, redirect=browser.open) as (client, _):
+        listed = await client.call_tool("list_notes", {})
+    assert_bound_to_the_agents_key(settings)
+    assert not listed.is_error, listed.content
 
 
 @pytest.mark.matrix("Demo agent (this repository, `mcp` Python SDK 2.x)", "step-up")
