@@ -341,13 +341,19 @@ async def test_a_public_clients_refresh_token_is_bound_too_and_logout_revokes_it
     assert after.json()["error"] == "invalid_grant"
 
 
-async def test_the_notes_tools_with_the_agents_dpop_bound_token(stack: Stack, tmp_path: Path):
+# Issue 20 point 6, open: Keycloak 26.7.3 exchanges a DPoP-bound subject token only with a proof
+# from the key it is bound to, which the MCP server does not hold. Strict: this fails (and must be
+# updated) the day the exchange works for a bound token.
+KNOWN_GAP = pytest.mark.xfail(strict=True, reason="token exchange of a DPoP-bound subject token (issue 20 point 6)")
+
+
+@pytest.mark.parametrize("dpop", [False, pytest.param(True, marks=KNOWN_GAP)], ids=["bearer", "dpop"])
+async def test_the_notes_tools_with_the_agents_token(stack: Stack, tmp_path: Path, dpop: bool):
     """The notes tools make the MCP server exchange the user's token (RFC 8693) for one for the
-    notes API; here the user's token is DPoP-bound to the agent's key."""
-    settings = settings_for(stack, tmp_path)
+    notes API: with the agent's Bearer token, and with its DPoP-bound one."""
+    settings = settings_for(stack, tmp_path, dpop=dpop)
     async with chromium(stack.ca_file, user(stack)) as browser, connect(settings, redirect=browser.open) as (client, _):
         listed = await client.call_tool("list_notes", {})
-    assert_bound_to_the_agents_key(settings)
     assert not listed.is_error, listed.content
 
 
@@ -458,7 +464,8 @@ async def test_a_cimd_document_with_dpop_bound_access_tokens_makes_keycloak_requ
     extra_document("dpop-agent.json", {
         "client_id": url, "client_name": "DPoP test agent", "redirect_uris": [stack.callback_url],
         "grant_types": ["authorization_code", "refresh_token"], "response_types": ["code"],
-        "token_endpoint_auth_method": "none", "scope": "mcp:connect mcp:tools", "dpop_bound_access_tokens": True})
+        "token_endpoint_auth_method": "none", "scope": "mcp:connect mcp:tools offline_access",
+        "dpop_bound_access_tokens": True})
     try:
         without = settings_for(stack, tmp_path / "bearer", registration="cimd", client_metadata_url=url, key_file=None,
                                dpop=False)
