@@ -16,6 +16,7 @@ from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
 import httpx2
+import jwt
 import pytest
 from mcp.shared.auth import OAuthToken
 from testcontainers.compose import DockerCompose
@@ -24,6 +25,7 @@ from cimd_host.keys import current_key, signing_jwk_path
 from mcp_agent.agent import connect
 from mcp_agent.assertion import client_assertion, form_fields
 from mcp_agent.config import AgentSettings
+from mcp_agent.dpop import DPoPKeyFile, thumbprint
 from mcp_agent.errors import explain
 from mcp_agent.refusal import PermissionRefused
 from mcp_agent.storage import FileTokenStorage
@@ -37,21 +39,33 @@ pytestmark = pytest.mark.anyio
 
 
 def settings_for(stack: Stack, state: Path, **overrides) -> AgentSettings:
-    overrides = {"login_timeout_seconds": 60, **overrides}
-    return AgentSettings(
-        server_url=stack.resource_url,
-        ca_bundle=stack.ca_file,
-        state_dir=state,
-        client_metadata_url=f"{stack.cimd_origin}/agents/demo/metadata.json",
+    return AgentSettings(**{
+        "login_timeout_seconds": 60,
+        "server_url": stack.resource_url,
+        "ca_bundle": stack.ca_file,
+        "state_dir": state,
+        "client_metadata_url": f"{stack.cimd_origin}/agents/demo/metadata.json",
         # Against a remote deployment (make test-remote) only the pre-registered clients and the
         # machine key are available: no CIMD identity of the demo agent there.
-        key_file=None if stack.remote else signing_jwk_path(stack.key_dir("demo")),
-        machine_key_file=signing_jwk_path(stack.key_dir("machine")),
-        machine_issuer=stack.issuer,
-        open_browser=False,
-        callback_port=stack.callback_port,
+        "key_file": None if stack.remote else signing_jwk_path(stack.key_dir("demo")),
+        "machine_key_file": signing_jwk_path(stack.key_dir("machine")),
+        "machine_issuer": stack.issuer,
+        "open_browser": False,
+        "callback_port": stack.callback_port,
         **overrides,
-    )
+    })
+
+
+def stored_access_claims(settings: AgentSettings, *, machine: bool = False) -> dict:
+    stored = FileTokenStorage(settings.state_dir, settings.server_url + ("#machine" if machine else "")).snapshot()
+    return jwt.decode(stored["tokens"]["access_token"], options={"verify_signature": False})
+
+
+def assert_bound_to_the_agents_key(settings: AgentSettings, *, machine: bool = False) -> None:
+    """RFC 9449 §6.1: Keycloak bound the token to the agent's DPoP key (its thumbprint in cnf.jkt)."""
+    key = json.loads(settings.dpop_key_file.read_text())
+    assert oct(settings.dpop_key_file.stat().st_mode & 0o777) == "0o600"
+    assert stored_access_claims(settings, machine=machine)["cnf"]["jkt"] == thumbprint(key)
 
 
 def user(stack: Stack) -> User:
@@ -96,9 +110,13 @@ async def test_cimd_login_consent_and_tool_calls(stack: Stack, compose: DockerCo
     assert dict(parse_qsl(urlsplit(authorization_url).query))["resource"] == stack.resource_url
     assert f"resource={stack.resource_url}" in trace.getvalue()
     assert "client_assertion_type=urn:ietf:params:oauth:client-assertion-type:jwt-bearer" in trace.getvalue()
-    # C28: the token travels in the Authorization header, never in a URL.
-    assert "authorization: Bearer" in trace.getvalue()
+    # C28: the token travels in the Authorization header, never in a URL; DPoP-bound, with a
+    # proof at the token endpoint and on every MCP request (RFC 9449 §5, §7.1), masked in the trace.
+    assert "authorization: DPoP" in trace.getvalue()
+    assert "authorization: Bearer" not in trace.getvalue()
+    assert "dpop: eyJ" in trace.getvalue()
     assert "access_token=" not in trace.getvalue()
+    assert_bound_to_the_agents_key(settings)
     who = result["whoami"]
     assert who["client_id"] == settings.client_metadata_url
     assert who["audience"] == [stack.resource_url]
@@ -118,8 +136,10 @@ async def test_cimd_login_consent_and_tool_calls(stack: Stack, compose: DockerCo
 async def test_the_demo_agent_calls_the_notes_tools_as_alice(stack: Stack, tmp_path: Path):
     """The agent as it runs by default (CIMD, private_key_jwt), signed in as alice, adds, lists and
     deletes a note: the MCP server exchanges her token at Keycloak for one whose audience is the
-    notes API (RFC 8693) and calls the API with that; the answers show what the API saw."""
-    settings = settings_for(stack, tmp_path)
+    notes API (RFC 8693) and calls the API with that; the answers show what the API saw. Without
+    DPoP (AGENT_DPOP=false): an exchange of a DPoP-bound token is refused by Keycloak 26.7.3 (see
+    the next test)."""
+    settings = settings_for(stack, tmp_path, dpop=False)
     text = f"demo agent note {uuid.uuid4().hex[:8]}"
     async with chromium(stack.ca_file, user(stack)) as browser:
         async with connect(settings, redirect=browser.open) as (client, _):
@@ -150,6 +170,7 @@ async def test_preregistered_client_path(stack: Stack, tmp_path: Path):
     assert result["login"].registration == "preregistered"
     assert result["whoami"]["client_id"] == "mcp-agent"
     assert result["whoami"]["audience"] == [stack.resource_url]
+    assert_bound_to_the_agents_key(settings)
 
 
 @pytest.mark.matrix("Demo agent (this repository, `mcp` Python SDK 2.x)", "pre-registered")
@@ -213,6 +234,18 @@ async def test_client_credentials_with_a_client_secret(stack: Stack, tmp_path: P
     assert who["audience"] == [stack.resource_url]
     assert "authorization: Basic" in trace.getvalue()
     assert "client_assertion" not in trace.getvalue()
+    assert_bound_to_the_agents_key(settings, machine=True)
+
+
+async def test_a_client_that_requires_dpop_refuses_the_agent_without_it(stack: Stack, tmp_path: Path):
+    """The realm requires DPoP-bound tokens of mcp-machine-agent-secret (dpop.bound.access.tokens):
+    with AGENT_DPOP=false the token request carries no proof and Keycloak refuses it."""
+    settings = settings_for(stack, tmp_path, machine_client_id="mcp-machine-agent-secret",
+                            machine_client_secret_file=stack.secret_file("machine-client-secret"), dpop=False)
+    with pytest.raises(Exception) as refused:  # noqa: PT011  (the message is what matters)
+        async with connect(settings, machine=True) as (client, _):
+            await client.call_tool("whoami", {})
+    assert "DPoP" in explain(refused.value), explain(refused.value)
 
 
 @pytest.mark.matrix("Demo agent (this repository, `mcp` Python SDK 2.x)", "client credentials")
@@ -224,6 +257,19 @@ async def test_client_credentials_path(stack: Stack, tmp_path: Path):
     assert login.registration == "client_credentials"
     assert who["client_id"] == "mcp-machine-agent"
     assert who["audience"] == [stack.resource_url]
+    assert_bound_to_the_agents_key(settings, machine=True)
+
+
+async def test_with_dpop_off_the_agent_gets_and_sends_a_bearer_token(stack: Stack, tmp_path: Path):
+    """AGENT_DPOP=false, for comparison: no proof, so Keycloak issues an unbound Bearer token."""
+    settings = settings_for(stack, tmp_path, dpop=False)
+    trace = io.StringIO()
+    async with connect(settings, machine=True, tracer=Tracer(trace)) as (client, _):
+        assert not (await client.call_tool("get_time", {})).is_error
+    assert "cnf" not in stored_access_claims(settings, machine=True)
+    assert "authorization: Bearer" in trace.getvalue()
+    assert "dpop:" not in trace.getvalue()
+    assert not settings.dpop_key_file.exists()
 
 
 def run_agent(settings: AgentSettings, *args: str, extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
@@ -262,6 +308,7 @@ async def test_refresh_after_restarting_the_agent_process_needs_no_new_login(sta
     after = await storage.get_tokens()
     assert after.access_token != before.access_token
     assert after.refresh_token != before.refresh_token  # AS12: Keycloak rotates refresh tokens
+    assert_bound_to_the_agents_key(settings)  # the new process proved the same key (dpop.jwk)
 
 
 async def test_logout_revokes_the_refresh_token_at_keycloak(stack: Stack, tmp_path: Path):
@@ -293,6 +340,49 @@ async def test_logout_revokes_the_refresh_token_at_keycloak(stack: Stack, tmp_pa
     refused = refresh(held)
     assert refused.status_code == 400, refused.text
     assert refused.json()["error"] == "invalid_grant"
+
+
+async def test_a_public_clients_refresh_token_is_bound_too_and_logout_revokes_it(stack: Stack, tmp_path: Path):
+    """Keycloak binds a public client's refresh token to the DPoP key as well (RFC 9449 §5): a
+    refresh without a proof from that key is refused, which is why the agent keeps its key across
+    restarts. Logout still revokes it (RFC 7009)."""
+    settings = settings_for(stack, tmp_path, registration="preregistered", preregistered_client_id="mcp-agent")
+    async with chromium(stack.ca_file, user(stack)) as browser:
+        await login_and_call(settings, browser)
+    held = (await FileTokenStorage(tmp_path, settings.server_url).get_tokens()).refresh_token
+
+    def refresh(**headers: str) -> httpx2.Response:
+        with stack.client() as http:
+            return http.post(stack.token_endpoint(), headers=headers, data={
+                "grant_type": "refresh_token", "refresh_token": held, "client_id": "mcp-agent"})
+
+    without_proof = refresh()
+    assert without_proof.status_code == 400, without_proof.text
+
+    result = run_agent(settings, "logout", extra_env={"AGENT_REGISTRATION": "preregistered",
+                                                      "AGENT_PREREGISTERED_CLIENT_ID": "mcp-agent"})
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert json.loads(result.stdout) == {"logged_out": True, "revoked": True}
+    # Revoked: not even a proof from the right key brings it back.
+    key = DPoPKeyFile(settings.dpop_key_file).key()
+    after = refresh(DPoP=key.proof("POST", stack.token_endpoint()))
+    assert after.status_code == 400, after.text
+    assert after.json()["error"] == "invalid_grant"
+
+
+async def test_the_notes_tools_tell_a_dpop_bound_agent_why_they_cannot_act_for_it(stack: Stack, tmp_path: Path):
+    """The agent's default, DPoP: Keycloak 26.7.3 exchanges a DPoP-bound subject token only for the
+    client it was issued to (docs/decisions.md, "DPoP and token exchange"), so the notes tools answer
+    one sentence saying so and what works instead, not a 500 or a hang; whoami still works."""
+    settings = settings_for(stack, tmp_path)
+    async with chromium(stack.ca_file, user(stack)) as browser, connect(settings, redirect=browser.open) as (client, _):
+        who = await client.call_tool("whoami", {})
+        listed = await client.call_tool("list_notes", {})
+    assert not who.is_error, who.content
+    assert listed.is_error
+    text = " ".join(getattr(part, "text", "") for part in listed.content)
+    assert "cannot act for a DPoP-bound session" in text, text
+    assert "bearer token (without DPoP)" in text, text
 
 
 @pytest.mark.matrix("Demo agent (this repository, `mcp` Python SDK 2.x)", "step-up")
@@ -391,6 +481,35 @@ def extra_document(stack: Stack):
     yield write
     for path in written:
         path.unlink(missing_ok=True)
+
+
+async def test_a_cimd_document_with_dpop_bound_access_tokens_makes_keycloak_require_dpop(
+        stack: Stack, compose: DockerCompose, tmp_path: Path, extra_document):
+    """RFC 9449 §5.2 client metadata `dpop_bound_access_tokens: true` in a CIMD document: Keycloak
+    26.7.3 turns it into the client's "require DPoP" setting, so the code exchange without a proof
+    is refused, and with one the token is bound."""
+    url = f"{stack.cimd_origin}/tests/dpop-agent.json"
+    extra_document("dpop-agent.json", {
+        "client_id": url, "client_name": "DPoP test agent", "redirect_uris": [stack.callback_url],
+        "grant_types": ["authorization_code", "refresh_token"], "response_types": ["code"],
+        "token_endpoint_auth_method": "none", "scope": "mcp:connect mcp:tools offline_access",
+        "dpop_bound_access_tokens": True})
+    try:
+        without = settings_for(stack, tmp_path / "bearer", registration="cimd", client_metadata_url=url, key_file=None,
+                               dpop=False)
+        async with chromium(stack.ca_file, user(stack)) as browser:
+            with pytest.raises(Exception) as refused:  # noqa: PT011  (the SDK's error types vary; the message is what matters)
+                await login_and_call(without, browser)
+        assert "DPoP" in explain(refused.value), explain(refused.value)
+        (client,) = json.loads(kcadm(compose, stack, "get", "clients", "-r", "mcp", "-q", f"clientId={url}"))
+        assert client["attributes"]["dpop.bound.access.tokens"] == "true"
+
+        with_dpop = settings_for(stack, tmp_path / "dpop", registration="cimd", client_metadata_url=url, key_file=None)
+        async with chromium(stack.ca_file, user(stack)) as browser:
+            await login_and_call(with_dpop, browser)
+        assert_bound_to_the_agents_key(with_dpop)
+    finally:
+        delete_clients(compose, stack, url)
 
 
 @pytest.mark.security

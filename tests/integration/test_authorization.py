@@ -18,10 +18,12 @@ from urllib.parse import quote
 
 import jwt
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
 from testcontainers.compose import DockerCompose
 
 from cimd_host.keys import current_key
 from mcp_agent.assertion import client_assertion, form_fields
+from mcp_agent.dpop import DPoPKey
 from tests.support.dcr import INSPECTOR, registered
 from tests.support.keycloak import kcadm, kcadm_json
 from tests.support.login import authorize, exchange
@@ -57,9 +59,14 @@ def mcp_scopes(scope: str) -> set[str]:
     return set(scope.split()) & MCP_SCOPES
 
 
-def assert_server_decides_by_scope(stack: Stack, access_token: str, granted: frozenset[str]) -> None:
+def assert_server_decides_by_scope(stack: Stack, access_token: str, granted: frozenset[str],
+                                   dpop: DPoPKey | None = None) -> None:
     for tool, needs in TOOLS.items():
-        response = rpc(stack, f"Bearer {access_token}", method="tools/call", params={"name": tool, "arguments": {}})
+        if dpop is None:
+            response = rpc(stack, f"Bearer {access_token}", method="tools/call", params={"name": tool, "arguments": {}})
+        else:  # a DPoP-bound token: the DPoP scheme and a fresh proof for each call (RFC 9449 §7.1)
+            response = rpc(stack, f"DPoP {access_token}", method="tools/call", params={"name": tool, "arguments": {}},
+                           DPoP=dpop.proof("POST", stack.resource_url, access_token=access_token))
         if needs <= granted:
             assert response.status_code == 200, (tool, response.status_code, response.text)
             assert "error" not in response.json(), response.text
@@ -71,7 +78,7 @@ def assert_server_decides_by_scope(stack: Stack, access_token: str, granted: fro
             assert set(challenge_scope(challenge).split()) == needs | {"mcp:connect"}, challenge
 
 
-def check_grant(stack: Stack, tokens: dict, identity: Identity) -> None:
+def check_grant(stack: Stack, tokens: dict, identity: Identity, dpop: DPoPKey | None = None) -> None:
     # Keycloak's decision, in the token response and in the token itself (RFC 6749 §5.1).
     assert mcp_scopes(tokens["scope"]) == identity.granted, tokens["scope"]
     claims = jwt.decode(tokens["access_token"], options={"verify_signature": False})
@@ -79,7 +86,7 @@ def check_grant(stack: Stack, tokens: dict, identity: Identity) -> None:
     # The audience comes with mcp:connect, which needs no role: even nora's token is for this
     # server, so she is told 403 (which permission), not 401 (who are you) in a loop.
     assert stack.resource_url in (claims["aud"] if isinstance(claims["aud"], list) else [claims["aud"]])
-    assert_server_decides_by_scope(stack, tokens["access_token"], identity.granted)
+    assert_server_decides_by_scope(stack, tokens["access_token"], identity.granted, dpop)
 
 
 @contextmanager
@@ -150,6 +157,7 @@ def test_third_party_cimd_document(stack: Stack, compose: DockerCompose, identit
 MACHINES = {
     # client id -> (key directory or secret file, the MCP scopes its service account's roles allow)
     "mcp-machine-agent": ("machine", ALICE.granted),
+    # Requires DPoP-bound tokens (realm: dpop.bound.access.tokens), as the demo agent uses it.
     "mcp-machine-agent-secret": ("machine-client-secret", ALICE.granted),
     "mcp-machine-admin": ("machine-admin", ADA.granted),
 }
@@ -160,13 +168,17 @@ def test_client_credentials(stack: Stack, client_id: str):
     """No user: the service account's roles decide, whatever the client asks for."""
     credential, granted = MACHINES[client_id]
     data = {"grant_type": "client_credentials", "scope": EVERY_MCP_SCOPE}
+    dpop = None
     with stack.client() as http:
         if client_id.endswith("-secret"):
-            response = http.post(stack.token_endpoint(), data=data, auth=(client_id, stack.secret(credential)))
+            dpop = DPoPKey(ec.generate_private_key(ec.SECP256R1()))
+            proof = {"DPoP": dpop.proof("POST", stack.token_endpoint())}
+            response = http.post(stack.token_endpoint(), data=data, auth=(client_id, stack.secret(credential)),
+                                 headers=proof)
         else:
             kid, pem = current_key(stack.key_dir(credential))
             assertion = client_assertion(client_id=client_id, audience=stack.token_endpoint(), key_id=kid,
                                          private_key=pem)
             response = http.post(stack.token_endpoint(), data={**data, **form_fields(assertion)})
     assert response.status_code == 200, response.text
-    check_grant(stack, response.json(), Identity(client_id, credential, granted))
+    check_grant(stack, response.json(), Identity(client_id, credential, granted), dpop)

@@ -36,11 +36,10 @@ SUITE = NODE_DIR / "node_modules" / "@modelcontextprotocol" / "conformance" / "d
 ADAPTER = ROOT / "tests" / "interop" / "conformance" / "agent_adapter.py"
 REVISIONS = ["2025-11-25", "2026-07-28"]
 # Extensions the demo agent does not implement (each fails for that reason, listed in
-# docs/clients.md): DPoP (RFC 9449), enterprise-managed authorization (ID-JAG token exchange),
-# workload identity federation (JWT bearer grant).
+# docs/clients.md): enterprise-managed authorization (ID-JAG token exchange), workload identity
+# federation (JWT bearer grant). DPoP (`auth/dpop`, `auth/dpop-nonce`) it implements: they pass.
+DPOP_SCENARIOS = {"auth/dpop", "auth/dpop-nonce"}
 NOT_IMPLEMENTED = {
-    "auth/dpop": "DPoP (RFC 9449): not implemented by the agent",
-    "auth/dpop-nonce": "DPoP (RFC 9449): not implemented by the agent",
     "auth/enterprise-managed-authorization": "extension (ID-JAG token exchange): not implemented by the agent",
     "auth/wif-jwt-bearer": "extension (workload identity, JWT bearer grant): not implemented by the agent",
 }
@@ -127,6 +126,7 @@ def test_agent_passes_every_auth_scenario_the_revision_requires(revision: str, s
            f"conformance client --requirements {revision} --command 'python agent_adapter.py'", results, NOT_IMPLEMENTED)
     assert len(results) > 10, out[-3000:]
     assert {"auth/client-credentials-jwt", "auth/client-credentials-basic", "auth/pre-registration"} <= set(results)
+    assert set(results) >= DPOP_SCENARIOS, "the suite no longer runs the DPoP scenarios"
     failing = {s: failures(c) for s, c in results.items() if failures(c)}
     assert {s: f for s, f in failing.items() if s not in NOT_IMPLEMENTED} == {}
     assert set(failing) == set(NOT_IMPLEMENTED) & set(results), "an unimplemented extension passes now: update the list"

@@ -27,6 +27,7 @@ from . import registration
 from .assertion import SigningKeyFile, client_assertion
 from .callback import CallbackListener, state_of
 from .config import AgentSettings
+from .dpop import Bindings, DPoPAuth, DPoPKeyFile
 from .localhost import async_transport
 from .provider import AgentOAuthProvider
 from .refusal import ScopeRefusals
@@ -215,6 +216,19 @@ def _machine_provider(settings: AgentSettings, storage: FileTokenStorage) -> OAu
     )
 
 
+def with_dpop(settings: AgentSettings, provider: OAuthClientProvider, storage: FileTokenStorage) -> DPoPAuth:
+    """The provider with DPoP proofs (dpop.py); which token the AS bound is kept with the tokens."""
+    context = provider.context
+    bindings = Bindings(read=lambda: storage.get_session().get("dpop_bound"),
+                        write=lambda bound: storage.set_session(dpop_bound=bound))
+
+    def token_endpoint() -> str | None:
+        metadata = context.oauth_metadata
+        return str(metadata.token_endpoint) if metadata and metadata.token_endpoint else None
+
+    return DPoPAuth(provider, DPoPKeyFile(settings.dpop_key_file), bindings, token_endpoint)
+
+
 @asynccontextmanager
 async def connect(
     settings: AgentSettings,
@@ -245,7 +259,8 @@ async def connect(
         granted=lambda: context.current_tokens.scope if context.current_tokens else None,
         issuer=lambda: str(context.oauth_metadata.issuer) if context.oauth_metadata else None,
     )
-    async with http_client(settings, tracer, refusals=refusals, auth=auth) as http:
+    sent: httpx2.Auth = with_dpop(settings, auth, storage) if settings.dpop else auth
+    async with http_client(settings, tracer, refusals=refusals, auth=sent) as http:
         try:
             async with Client(streamable_http_client(settings.server_url, http_client=http), mode=mode) as client:
                 info = auth.context.client_info

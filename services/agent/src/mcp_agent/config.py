@@ -56,6 +56,10 @@ class AgentSettings(BaseSettings):
     # secret's file. Unset: private_key_jwt with the key in machine_key_file.
     machine_client_secret_file: Path | None = None
 
+    # DPoP (RFC 9449): proofs at the token endpoint and on every MCP request, with the agent's
+    # own key (dpop.jwk in state_dir). Off: Bearer tokens, for comparing the two.
+    dpop: bool = True
+
     open_browser: bool = True
     login_timeout_seconds: float = 300.0
 
@@ -64,6 +68,10 @@ class AgentSettings(BaseSettings):
 
     def machine_client_secret(self) -> str | None:
         return read_secret(self.machine_client_secret_file)
+
+    @property
+    def dpop_key_file(self) -> Path:
+        return self.state_dir / "dpop.jwk"
 
     @property
     def redirect_uri(self) -> str:

@@ -22,7 +22,7 @@ SECRET_PARAMS = frozenset({
     "code", "state", "code_verifier", "client_secret", "client_assertion", "assertion", "password",
     "access_token", "refresh_token", "id_token", "id_token_hint", "token", "subject_token", "actor_token",
 })
-SHOWN_HEADERS = ("www-authenticate", "location", "content-type")
+SHOWN_HEADERS = ("www-authenticate", "location", "content-type", "dpop-nonce")
 
 
 def mask(value: str) -> str:
@@ -55,6 +55,9 @@ class Tracer:
         if auth:
             scheme, _, credential = auth.partition(" ")
             print(f"      authorization: {scheme} {mask(credential)}", file=self.out)
+        if "dpop" in request.headers:
+            # RFC 9449 proof: no secret in it, but masked like the token it goes with.
+            print(f"      dpop: {mask(request.headers['dpop'])}", file=self.out)
         if request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
             print(f"      form: {_masked_pairs(request.content.decode('latin-1'))}", file=self.out)
         for name in ("mcp-protocol-version", "mcp-method", "mcp-name"):
