@@ -40,7 +40,7 @@ async def cimd_flow(stack: Stack, *flags: str) -> dict[str, Any]:
     assert result["clientId"] == client_id
     assert result["tools"] == TOOL_NAMES
     assert result["whoami"]["client_id"] == client_id
-    assert result["whoami"]["username"] == "alice"
+    assert result["whoami"]["subject"]  # alice (the document's scopes leave out her profile claims)
     assert result["whoami"]["audience"] == [stack.resource_url]
     return result
 
