@@ -92,6 +92,7 @@ async def login_and_call(settings: AgentSettings, browser: KeycloakBrowser, tool
     return {"login": login, "whoami": who}
 
 
+@pytest.mark.matrix("Demo agent (this repository, `mcp` Python SDK 2.x)", "DPoP")
 @pytest.mark.matrix("Demo agent (this repository, `mcp` Python SDK 2.x)", "CIMD")
 async def test_cimd_login_consent_and_tool_calls(stack: Stack, compose: DockerCompose, tmp_path: Path):
     """C13: the CIMD URL is the client_id; Keycloak fetches the document; private_key_jwt at the token endpoint."""
@@ -160,6 +161,7 @@ async def test_the_demo_agent_calls_the_notes_tools_as_alice(stack: Stack, tmp_p
         assert seen["sub"] == who["subject"]
 
 
+@pytest.mark.matrix("Demo agent (this repository, `mcp` Python SDK 2.x)", "DPoP")
 @pytest.mark.matrix("Demo agent (this repository, `mcp` Python SDK 2.x)", "pre-registered")
 @pytest.mark.blackbox
 async def test_preregistered_client_path(stack: Stack, tmp_path: Path):
@@ -248,6 +250,7 @@ async def test_a_client_that_requires_dpop_refuses_the_agent_without_it(stack: S
     assert "DPoP" in explain(refused.value), explain(refused.value)
 
 
+@pytest.mark.matrix("Demo agent (this repository, `mcp` Python SDK 2.x)", "DPoP")
 @pytest.mark.matrix("Demo agent (this repository, `mcp` Python SDK 2.x)", "client credentials")
 async def test_client_credentials_path(stack: Stack, tmp_path: Path):
     """Machine agent (SEP-1046): client credentials, private_key_jwt with a kid, no user, no browser."""
@@ -288,6 +291,7 @@ def run_agent(settings: AgentSettings, *args: str, extra_env: dict[str, str] | N
                           env=env, cwd=ROOT, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=120)
 
 
+@pytest.mark.matrix("Demo agent (this repository, `mcp` Python SDK 2.x)", "DPoP")
 @pytest.mark.matrix("Demo agent (this repository, `mcp` Python SDK 2.x)", "refresh")
 async def test_refresh_after_restarting_the_agent_process_needs_no_new_login(stack: Stack, tmp_path: Path):
     """C29 + python-sdk#3250: a new process refreshes the stored token instead of logging in again."""

@@ -39,7 +39,7 @@ def machine_flow(stack: Stack) -> dict:
                 str(key_path(stack.key_dir("machine"), kid)), stack.issuer)
 
 
-@pytest.mark.matrix("TypeScript SDK", "client credentials")
+@pytest.mark.matrix("TypeScript SDK 1.x", "client credentials")
 def test_typescript_sdk_machine_flow_with_no_scope_and_no_kid(stack: Stack):
     out = machine_flow(stack)
     assert out["tools"] == TOOL_NAMES
@@ -47,7 +47,7 @@ def test_typescript_sdk_machine_flow_with_no_scope_and_no_kid(stack: Stack):
     assert "mcp:tools" in out["scope"].split()
 
 
-@pytest.mark.matrix("TypeScript SDK", "client credentials")
+@pytest.mark.matrix("TypeScript SDK 1.x", "client credentials")
 def test_typescript_sdk_machine_flow_right_after_rotate_keys(stack: Stack):
     """`make rotate-keys`: the new key signs at once, though the SDK names no `kid` (the target
     also makes Keycloak forget the keys it cached)."""
@@ -61,8 +61,8 @@ def test_typescript_sdk_machine_flow_right_after_rotate_keys(stack: Stack):
 
 
 @pytest.mark.anyio
-@pytest.mark.matrix("TypeScript SDK", "CIMD")
-@pytest.mark.matrix("TypeScript SDK", "notes API")
+@pytest.mark.matrix("TypeScript SDK 1.x", "CIMD")
+@pytest.mark.matrix("TypeScript SDK 1.x", "notes API")
 async def test_typescript_sdk_authorization_code_with_cimd_and_private_key_jwt(stack: Stack):
     """The SDK's clientMetadataUrl (CIMD) with the demo agent's document, which says
     private_key_jwt: the SDK's createPrivateKeyJwtAuth signs every token request. A real browser

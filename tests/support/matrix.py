@@ -2,7 +2,7 @@
 
 A test proves a cell of the matrix by its marker:
 
-    @pytest.mark.matrix("TypeScript SDK", "client credentials")
+    @pytest.mark.matrix("TypeScript SDK 1.x", "client credentials")
 
 As a pytest plugin (tests/conftest.py loads it) this records each marked test's outcome into
 .local/interop/results.json: the outcomes of the last run that executed marked tests, that run's

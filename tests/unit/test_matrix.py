@@ -12,7 +12,7 @@ import pytest
 
 from tests.support import matrix
 
-CELL = ("TypeScript SDK", "client credentials")
+CELL = ("TypeScript SDK 1.x", "client credentials")
 
 
 @pytest.fixture
