@@ -5,6 +5,7 @@ server in tests/integration/test_agent_chat.py."""
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -25,6 +26,7 @@ from mcp_agent.chat import (
     chat,
     offered_tools,
     respond,
+    stdin_prompts,
     step_up_said,
 )
 from mcp_agent.chat_completions import Message, ModelError, Reply, ToolCall
@@ -319,3 +321,8 @@ def test_an_unreadable_key_file_is_one_line(monkeypatch, capsys, tmp_path: Path)
 def test_chat_is_not_for_json(capsys):
     assert cli.main(["--json", "chat"]) == cli.USAGE
     assert json.loads(capsys.readouterr().out)["error"]["kind"] == "usage"
+
+
+async def test_interactive_questions_are_the_lines_of_stdin_until_its_end(monkeypatch):
+    monkeypatch.setattr("sys.stdin", io.StringIO("what time is it?\nwho am I?\n"))
+    assert [line async for line in stdin_prompts()] == ["what time is it?", "who am I?"]
