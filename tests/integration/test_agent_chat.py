@@ -106,6 +106,26 @@ async def test_the_model_calls_whoami_and_get_time_through_the_oauth_protected_s
     assert console.notes == ["→ whoami {}", "→ get_time {}"]
 
 
+async def test_a_tools_own_error_reaches_the_user_and_the_model_as_the_calls_result(stack: Stack, tmp_path: Path):
+    """The notes tools cannot act for a DPoP-bound session (the agent's default; docs/decisions.md,
+    "DPoP and token exchange") and say so in a sentence (is_error): alice reads it, the model gets
+    it as list_notes' result, and the session goes on (whoami after it, on the same connection)."""
+    settings = settings_for(stack, tmp_path)
+    model = ScriptedModel(calls("list_notes"), calls("whoami"), summary)
+    console = Recorder()
+    connections: list[int] = []
+    async with chromium(stack.ca_file, user(stack)) as browser:
+        status = await chat(settings, model, one("what are my notes?"), console, redirect=browser.open,
+                            connect_to=counting(connections))
+    assert status == 0, console.notes
+    results = json.loads(console.answers[0])
+    assert results["list_notes"].startswith("error: ")
+    assert "cannot act for a DPoP-bound session" in results["list_notes"]
+    assert f"list_notes answered with an error: {results['list_notes'].removeprefix('error: ')}" in console.notes
+    assert json.loads(results["whoami"])["audience"] == [stack.resource_url]
+    assert len(connections) == 1
+
+
 async def test_a_tool_the_user_may_not_use_is_a_sentence_and_the_model_is_told(stack: Stack, tmp_path: Path):
     """alice (mcp-user, no mcp-admin) through a model that calls server_stats: 403 -> the agent says
     why it asks her to sign in again -> one step-up -> Keycloak leaves mcp:admin out -> 403 again ->
@@ -169,10 +189,12 @@ def llm() -> Iterator[tuple[list[dict[str, Any]], str]]:
         thread.join()
 
 
-def test_the_cli_chats_through_an_openai_compatible_endpoint_as_the_machine_client(stack: Stack, tmp_path: Path, llm):
-    """`mcp-agent --machine chat "…"` end to end: the model's requests go to the configured
-    endpoint with the key from its file, the tool call to the real server (client credentials,
-    private_key_jwt), the answer to stdout; the key appears in no output."""
+@pytest.mark.parametrize("asked", ["argument", "stdin"])
+def test_the_cli_chats_through_an_openai_compatible_endpoint_as_the_machine_client(stack: Stack, tmp_path: Path, llm,
+                                                                                   asked: str):
+    """`mcp-agent --machine chat "…"` (or the question on stdin) end to end: the model's requests
+    go to the configured endpoint with the key from its file, the tool call to the real server
+    (client credentials, private_key_jwt), the answer to stdout; the key appears in no output."""
     seen, base_url = llm
     key_file = tmp_path / "llm-key"
     key_file.write_text("sk-chat-test-key-0123456789\n")
@@ -182,10 +204,17 @@ def test_the_cli_chats_through_an_openai_compatible_endpoint_as_the_machine_clie
            "AGENT_MACHINE_KEY_FILE": str(signing_jwk_path(stack.key_dir("machine"))),
            "AGENT_MACHINE_ISSUER": stack.issuer, "AGENT_LLM_BASE_URL": base_url, "AGENT_LLM_MODEL": "scripted",
            "AGENT_LLM_API_KEY_FILE": str(key_file), "NO_PROXY": "127.0.0.1,localhost"}
-    result = subprocess.run([sys.executable, "-m", "mcp_agent", "--machine", "--trace", "chat", "what time is it?"],
-                            env=env, cwd=ROOT, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=120)
+    command = [sys.executable, "-m", "mcp_agent", "--machine", "--trace", "chat"]
+    if asked == "argument":
+        result = subprocess.run([*command, "what", "time is it?"], env=env, cwd=ROOT, capture_output=True, text=True,
+                                stdin=subprocess.DEVNULL, timeout=120)
+    else:  # one question per line until the end of input; a blank line is no question
+        result = subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, timeout=120,
+                                input="what time is it?\n\n")
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("The server's clock says 20"), result.stdout
+    assert len(result.stdout.splitlines()) == 1
+    assert seen[0]["messages"][1] == {"role": "user", "content": "what time is it?"}
     assert "→ get_time {}" in result.stderr
     assert [r["authorization"] for r in seen] == ["Bearer sk-chat-test-key-0123456789"] * 2
     assert seen[0]["model"] == "scripted"
