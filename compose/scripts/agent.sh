@@ -25,4 +25,15 @@ if [ "$signs_in" = 1 ]; then
       "(or ada, nora: make up printed their passwords; docs/authorization.md says who may do what)"
   fi
 fi
-exec "${compose[@]}" run --rm --service-ports agent "$@"
+# chat's model (services/agent/README.md, "chat"): the endpoint's settings from this environment,
+# the API key as a file mounted read-only — never a value on a command line or in the environment.
+llm=()
+for name in AGENT_LLM_BASE_URL AGENT_LLM_MODEL AGENT_LLM_TIMEOUT_SECONDS AGENT_CHAT_MAX_STEPS; do
+  if [ -n "${!name:-}" ]; then llm+=(-e "$name"); fi
+done
+if [ -n "${AGENT_LLM_API_KEY_FILE:-}" ]; then
+  [ -r "$AGENT_LLM_API_KEY_FILE" ] || die "AGENT_LLM_API_KEY_FILE: cannot read $AGENT_LLM_API_KEY_FILE"
+  llm+=(-v "$(realpath "$AGENT_LLM_API_KEY_FILE"):/run/secrets/llm_api_key:ro"
+        -e AGENT_LLM_API_KEY_FILE=/run/secrets/llm_api_key)
+fi
+exec "${compose[@]}" run --rm --service-ports ${llm[@]+"${llm[@]}"} agent "$@"

@@ -4,6 +4,7 @@
     mcp-agent tools                  list the tools
     mcp-agent call NAME [k=v ...]    call a tool (values parsed as JSON when they are)
     mcp-agent whoami                 what the MCP server sees of this agent's token
+    mcp-agent chat ["question"]      a model (AGENT_LLM_*) calls the tools for you (chat.py)
     mcp-agent logout                 forget this agent's tokens and registration
 
 Options: --json, --trace (every HTTP exchange of the OAuth dance, secrets masked), --machine
@@ -20,6 +21,7 @@ here); an object with "error" always comes with a non-zero status.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import sys
@@ -31,7 +33,9 @@ import anyio
 from mcp.shared.tool_name_validation import validate_tool_name
 from pydantic import ValidationError
 
+from . import chat
 from .agent import connect
+from .chat_completions import ModelError
 from .config import AgentSettings
 from .errors import Failure, describe
 from .revocation import revoke_refresh_token
@@ -39,7 +43,7 @@ from .storage import FileTokenStorage
 from .trace import Tracer
 
 USAGE, FAILED = 2, 1
-COMMANDS = ("login", "tools", "call", "whoami", "logout")
+COMMANDS = ("login", "tools", "call", "whoami", "logout", "chat")
 
 
 class UsageError(Exception):
@@ -172,11 +176,13 @@ def build_parser() -> Parser:
     parser.add_argument("--verbose", action="store_true", help="show the SDK's own log messages")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     for name in COMMANDS:
-        if name != "call":
+        if name not in ("call", "chat"):
             sub.add_parser(name)
     call = sub.add_parser("call")
     call.add_argument("name")
     call.add_argument("arguments", nargs="*", metavar="key=value")
+    talk = sub.add_parser("chat", help="a model calls the tools (AGENT_LLM_*); reads questions from stdin")
+    talk.add_argument("prompt", nargs="*", help="one question, answered, then exit (default: read stdin)")
     return parser
 
 
@@ -186,6 +192,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
     if args.command == "call":
         check_tool_name(args.name)
         args.tool_arguments = parse_arguments(args.arguments)
+    if args.command == "chat" and args.json:
+        raise UsageError("chat answers in sentences: --json is not for chat")
     return args
 
 
@@ -194,6 +202,24 @@ def report(failure: Failure, as_json: bool) -> None:
         print(json.dumps(failure.as_json()))
     else:
         print(f"mcp-agent: {failure.message}", file=sys.stderr)
+
+
+def run_chat(args: argparse.Namespace, settings: AgentSettings) -> int:
+    try:
+        # Checked before any login: no model, no sign-in.
+        endpoint = chat.configured_model(settings)
+    except ModelError as exc:
+        report(Failure("configuration", str(exc)), False)
+        return USAGE
+    prompt = " ".join(args.prompt) if args.prompt else None
+    try:
+        return anyio.run(functools.partial(chat.run, settings, prompt, machine=args.machine,
+                                           tracer=Tracer() if args.trace else None, endpoint=endpoint))
+    except KeyboardInterrupt:
+        return 130
+    except BaseException as exc:
+        report(describe(exc), False)
+        return FAILED
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -228,6 +254,8 @@ def main(argv: list[str] | None = None) -> int:
         report(Failure("configuration", f"invalid configuration: {name}: {error['msg']} (make sets it from compose/.env)"),
                args.json)
         return USAGE
+    if args.command == "chat":
+        return run_chat(args, settings)
     try:
         out = anyio.run(run, args, settings)
     except KeyboardInterrupt:

@@ -60,6 +60,15 @@ class AgentSettings(BaseSettings):
     # own key (dpop.jwk in state_dir). Off: Bearer tokens, for comparing the two.
     dpop: bool = True
 
+    # `chat`: the model, at any OpenAI-compatible chat-completions endpoint (chat_completions.py).
+    # The API key only from a file, like every secret here; unset for endpoints that need none.
+    llm_base_url: str | None = None
+    llm_model: str | None = None
+    llm_api_key_file: Path | None = None
+    llm_timeout_seconds: float = 120.0
+    # Model steps (each a completion, its tool calls run) per user message before the agent stops.
+    chat_max_steps: int = 8
+
     open_browser: bool = True
     login_timeout_seconds: float = 300.0
 
