@@ -32,6 +32,8 @@ async def main(args: argparse.Namespace) -> None:
     server = MCPServerStreamableHttp(
         params={"url": login.server_url, "auth": login.auth, "httpx_client_factory": login.http_client},
         name="mcp-sandbox",
+        # The first request waits for the sign-in: the SDK's 5 s session timeout would cut a person off.
+        client_session_timeout_seconds=login.settings.login_timeout_seconds,
     )
     try:
         async with server:
@@ -47,7 +49,7 @@ async def main(args: argparse.Namespace) -> None:
             raise
         raise SystemExit(f"agent: {refused}") from None
     out = {"client_id": login.client_id, "registration": login.registration, "tools": tools,
-           "whoami": whoami.structuredContent}
+           "whoami": whoami.structured_content}
     print(json.dumps(out) if args.json else json.dumps(out, indent=2), flush=True)
 
 

@@ -30,7 +30,9 @@ async def main(args: argparse.Namespace) -> None:
 
     # The library: an httpx2.Auth for every flow, and an httpx2 client that trusts the sandbox CA.
     login = await agent_auth(machine=args.machine, redirect=show_json if args.json else None)
-    toolset = MCPToolset(login.server_url, auth=login.auth, http_client=login.http_client())
+    # The first request waits for the sign-in: pydantic-ai's 5 s `init_timeout` would cut a person off.
+    toolset = MCPToolset(login.server_url, auth=login.auth, http_client=login.http_client(),
+                         init_timeout=login.settings.login_timeout_seconds)
     model = TestModel(call_tools=["whoami"]) if args.model == "test" else args.model
     agent = Agent(model, toolsets=[toolset], instructions="Answer with the sandbox's MCP tools.")
     try:

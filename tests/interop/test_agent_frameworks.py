@@ -54,7 +54,11 @@ def environment(stack: Stack, state: Path) -> dict[str, str]:
 
 
 def whoami_of(framework: str, result: dict) -> dict:
+    """whoami's answer as each framework hands it on: pydantic-ai and the OpenAI Agents SDK as the
+    structured result, a LangChain tool as its content blocks (the JSON in a text block)."""
     who = result["tool_results"]["whoami"] if framework == "pydantic_ai" else result["whoami"]
+    if isinstance(who, list):
+        (who,) = [block["text"] for block in who if block.get("type") == "text"]
     return json.loads(who) if isinstance(who, str) else who
 
 
