@@ -33,8 +33,8 @@ async def main(args: argparse.Namespace) -> None:
     async def show_json(url: str) -> None:
         print(json.dumps({"authorize": url}), flush=True)
 
-    login = await agent_auth(machine=args.machine, redirect=show_json if args.json else None)
-    transport = StreamableHttpTransport(login.server_url, auth=login.auth, httpx_client_factory=login.http_client)
+    oauth = await agent_auth(machine=args.machine, redirect=show_json if args.json else None)
+    transport = StreamableHttpTransport(oauth.server_url, auth=oauth.auth, httpx_client_factory=oauth.http_client)
     try:
         async with MCPAdapter(Client(transport)) as adapter:
             tools = await adapter.list_tools()
@@ -45,11 +45,12 @@ async def main(args: argparse.Namespace) -> None:
                 return
             whoami = await next(tool for tool in tools if tool.name == "whoami").ainvoke({})
     except Exception:
-        refused = login.permission_refused()  # 403 after one step-up: which permission, in one line
+        refused = oauth.permission_refused()  # 403 after one step-up: which permission, in one line
         if refused is None:
             raise
         raise SystemExit(f"agent: {refused}") from None
-    out = {"client_id": login.client_id, "registration": login.registration, "tools": [t.name for t in tools],
+    out = {"client_id": oauth.client_id, "registration": oauth.registration,
+           "signed_in_now": oauth.login.signed_in_now, "tools": [t.name for t in tools],
            "whoami": whoami}
     print(json.dumps(out, default=str) if args.json else json.dumps(out, indent=2, default=str), flush=True)
 

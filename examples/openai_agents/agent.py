@@ -27,13 +27,13 @@ async def main(args: argparse.Namespace) -> None:
     async def show_json(url: str) -> None:
         print(json.dumps({"authorize": url}), flush=True)
 
-    login = await agent_auth(machine=args.machine, redirect=show_json if args.json else None)
+    oauth = await agent_auth(machine=args.machine, redirect=show_json if args.json else None)
     # The library's client factory trusts the sandbox CA itself: no SSL_CERT_FILE needed.
     server = MCPServerStreamableHttp(
-        params={"url": login.server_url, "auth": login.auth, "httpx_client_factory": login.http_client},
+        params={"url": oauth.server_url, "auth": oauth.auth, "httpx_client_factory": oauth.http_client},
         name="mcp-sandbox",
         # The first request waits for the sign-in: the SDK's 5 s session timeout would cut a person off.
-        client_session_timeout_seconds=login.settings.login_timeout_seconds,
+        client_session_timeout_seconds=oauth.settings.login_timeout_seconds,
     )
     try:
         async with server:
@@ -44,11 +44,12 @@ async def main(args: argparse.Namespace) -> None:
             tools = [tool.name for tool in await server.list_tools()]
             whoami = await server.call_tool("whoami", {})
     except Exception:
-        refused = login.permission_refused()  # 403 after one step-up: which permission, in one line
+        refused = oauth.permission_refused()  # 403 after one step-up: which permission, in one line
         if refused is None:
             raise
         raise SystemExit(f"agent: {refused}") from None
-    out = {"client_id": login.client_id, "registration": login.registration, "tools": tools,
+    out = {"client_id": oauth.client_id, "registration": oauth.registration,
+           "signed_in_now": oauth.login.signed_in_now, "tools": tools,
            "whoami": whoami.structured_content}
     print(json.dumps(out) if args.json else json.dumps(out, indent=2), flush=True)
 

@@ -29,24 +29,25 @@ async def main(args: argparse.Namespace) -> None:
         print(json.dumps({"authorize": url}), flush=True)
 
     # The library: an httpx2.Auth for every flow, and an httpx2 client that trusts the sandbox CA.
-    login = await agent_auth(machine=args.machine, redirect=show_json if args.json else None)
+    oauth = await agent_auth(machine=args.machine, redirect=show_json if args.json else None)
     # The first request waits for the sign-in: pydantic-ai's 5 s `init_timeout` would cut a person off.
-    toolset = MCPToolset(login.server_url, auth=login.auth, http_client=login.http_client(),
-                         init_timeout=login.settings.login_timeout_seconds)
+    toolset = MCPToolset(oauth.server_url, auth=oauth.auth, http_client=oauth.http_client(),
+                         init_timeout=oauth.settings.login_timeout_seconds)
     model = TestModel(call_tools=["whoami"]) if args.model == "test" else args.model
     agent = Agent(model, toolsets=[toolset], instructions="Answer with the sandbox's MCP tools.")
     try:
         async with agent:
             result = await agent.run(args.prompt)
     except Exception:
-        refused = login.permission_refused()  # 403 after one step-up: which permission, in one line
+        refused = oauth.permission_refused()  # 403 after one step-up: which permission, in one line
         if refused is None:
             raise
         raise SystemExit(f"agent: {refused}") from None
     calls = {part.tool_name: part.content for message in result.all_messages() for part in message.parts
              if isinstance(part, ToolReturnPart)}
     if args.json:
-        print(json.dumps({"client_id": login.client_id, "registration": login.registration, "tool_results": calls,
+        print(json.dumps({"client_id": oauth.client_id, "registration": oauth.registration,
+                          "signed_in_now": oauth.login.signed_in_now, "tool_results": calls,
                           "output": str(result.output)}, default=str), flush=True)
     else:
         print(result.output)

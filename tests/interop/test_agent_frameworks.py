@@ -4,6 +4,8 @@ demo agent's auth library), against the sandbox as a developer runs them:
 
 - CIMD: the demo agent's Client ID Metadata Document as client_id, `private_key_jwt`, PKCE, a
   real browser login as alice, DPoP (the library's default), then a protected tool call;
+- refresh: a new process of the same example, its stored access token expired, refreshes it
+  (with `private_key_jwt` and a DPoP proof) instead of signing in again;
 - client credentials: the machine client's `private_key_jwt`, no user.
 
 pydantic-ai runs its whole agent loop on its deterministic TestModel, which calls `whoami`; the
@@ -15,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
 from pathlib import Path
 
 import jwt
@@ -81,6 +84,29 @@ async def test_framework_signs_in_by_cimd_and_calls_a_protected_tool(framework: 
     assert who["client_id"] == cimd
     assert who["audience"] == [stack.resource_url]
     assert "mcp:tools" in who["granted_scopes"]
+    assert result["signed_in_now"] is True
+    assert_dpop_bound(tmp_path, stack, machine=False)
+
+
+@pytest.mark.parametrize("framework", [pytest.param(f, marks=pytest.mark.matrix(name, "refresh"))
+                                       for f, name in FRAMEWORKS.items()])
+async def test_framework_refreshes_after_a_restart_instead_of_signing_in(framework: str, stack: Stack, tmp_path: Path):
+    env = environment(stack, tmp_path)
+    await sign_in_and_run(stack, command(framework), env=env)
+    storage = FileTokenStorage(tmp_path, stack.resource_url)
+    before = storage.snapshot()["tokens"]
+    storage.set_session(expires_at=time.time() - 1)  # time passes: the access token has expired
+
+    done = subprocess.run(command(framework), env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL,
+                          timeout=120)  # a new process, no browser
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "authorize" not in done.stdout
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["signed_in_now"] is False
+    assert whoami_of(framework, result)["client_id"] == f"{stack.cimd_origin}/agents/demo/metadata.json"
+    after = storage.snapshot()["tokens"]
+    assert after["access_token"] != before["access_token"]
+    assert after["refresh_token"] != before["refresh_token"]  # Keycloak rotates refresh tokens (AS12)
     assert_dpop_bound(tmp_path, stack, machine=False)
 
 

@@ -169,7 +169,7 @@ def test_the_client_factory_takes_the_mcp_sdks_arguments_and_trusts_the_ca(tmp_p
 
 def test_the_public_api_and_its_version():
     assert sorted(mcp_agent.__all__) == sorted(["AgentAuth", "AgentSettings", "FileTokenStorage", "Login",
-                                                "PermissionRefused", "__version__", "agent_auth"])
+                                                "PermissionRefused", "Tracer", "__version__", "agent_auth"])
     for name in mcp_agent.__all__:
         assert getattr(mcp_agent, name) is not None
     pyproject = tomllib.loads((ROOT / "services" / "agent" / "pyproject.toml").read_text())
