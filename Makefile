@@ -88,6 +88,7 @@ lock: ## Re-lock Python dependencies and re-export the services' requirements
 	@$(UV) export --frozen --no-dev --package mcp-agent --no-emit-workspace --no-header -q -o services/agent/requirements.lock
 	@$(UV) export --frozen --no-dev --package realm-sync --no-emit-workspace --no-header -q -o services/realm-sync/requirements.lock
 	@for f in tests/interop/python/*.in tests/bench/peer/*.in; do $(UV) pip compile --quiet --generate-hashes --python-version 3.11 "$$f" -o "$${f%.in}.txt"; done
+	@for f in examples/*/requirements.in; do (cd "$$(dirname "$$f")" && $(UV) pip compile --quiet --generate-hashes --no-emit-package mcp-agent --python-version 3.11 requirements.in -o requirements.txt); done
 
 rotate-keys: ## Rotate an agent's signing key (AGENT=demo|machine; the old key stays published)
 	@$(SCRIPTS)/with-env.sh $(UV) run --frozen python -m cimd_host --state .local rotate --agent $(or $(AGENT),demo)

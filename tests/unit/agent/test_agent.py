@@ -3,7 +3,7 @@
 import anyio
 import pytest
 
-from mcp_agent.agent import print_and_open
+from mcp_agent.login import print_and_open
 
 
 @pytest.mark.parametrize("url", ["file:///etc/passwd", "javascript:alert(1)", "http://auth.example/authorize",

@@ -5,8 +5,8 @@ import re
 
 import anyio
 
-from mcp_agent.agent import Login, noting_sign_ins, sign_in_prompt
 from mcp_agent.cli import render
+from mcp_agent.login import Login, noting_sign_ins, sign_in_prompt
 
 URL = "https://auth.localhost/realms/mcp/protocol/openid-connect/auth?client_id=x&state=y"
 SUBJECT = "0b6f4c1e-2d7a-4e8b-9c3f-5a1d2e3f4a5b"

@@ -20,7 +20,7 @@ from mcp.client.auth.extensions.client_credentials import ClientCredentialsOAuth
 from mcp.shared.auth import OAuthToken
 from pydantic import ValidationError
 
-from mcp_agent.agent import with_dpop
+from mcp_agent.auth import with_dpop
 from mcp_agent.config import AgentSettings
 from mcp_agent.dpop import DPoPAuth, DPoPKeyError, DPoPKeyFile, thumbprint
 from mcp_agent.storage import FileTokenStorage

@@ -22,8 +22,8 @@ from jwt.algorithms import ECAlgorithm
 from mcp.shared.auth import AuthorizationCodeResult, OAuthClientMetadata
 from pydantic import AnyUrl
 
-from mcp_agent.agent import signer
 from mcp_agent.assertion import ASSERTION_TYPE, SigningKeyFile
+from mcp_agent.auth import signer
 from mcp_agent.provider import AgentOAuthProvider
 from mcp_agent.storage import FileTokenStorage
 from tests.support.mock_as import CLIENT_ID, ISSUER, MCP, REDIRECT, MockAS

@@ -28,8 +28,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from mcp_agent import localhost
-from mcp_agent.agent import http_client
 from mcp_agent.config import AgentSettings
+from mcp_agent.transport import http_client
 
 NAME = "api.example.test"  # reserved (RFC 2606): never resolvable, so only the proxy can reach it
 

@@ -31,10 +31,11 @@ import anyio
 import httpx2
 from mcp.types import CallToolResult, ListToolsResult
 
-from .agent import RedirectHandler, connect, print_and_open
+from .agent import connect
 from .chat_completions import ChatCompletions, Message, ModelError, Reply, ToolCall, read_api_key, trust
 from .config import AgentSettings
 from .errors import describe, leaves
+from .login import RedirectHandler, print_and_open
 from .trace import Tracer
 
 SYSTEM_PROMPT = (

@@ -21,10 +21,11 @@ import httpx2
 from mcp.shared.auth import OAuthClientInformationFull, OAuthMetadata
 
 from . import registration
-from .agent import _interactive_provider, http_client
+from .auth import _interactive_provider
 from .config import AgentSettings
 from .storage import FileTokenStorage
 from .trace import Tracer
+from .transport import http_client
 
 
 @dataclass(frozen=True)
