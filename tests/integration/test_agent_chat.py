@@ -12,10 +12,9 @@ import json
 import os
 import subprocess
 import sys
-import threading
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -28,6 +27,7 @@ from mcp_agent.chat import chat
 from mcp_agent.chat_completions import Message, Reply, ToolCall
 from tests.integration.test_agent_flows import settings_for, user
 from tests.support.browser import chromium
+from tests.support.chat import Recorder, serving
 from tests.support.stack import ROOT, Stack
 
 pytestmark = pytest.mark.anyio
@@ -56,18 +56,6 @@ def tool_results(messages: list[Message]) -> dict[str, str]:
 
 def summary(messages: list[Message]) -> Reply:
     return Reply(text=json.dumps(tool_results(messages)))
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.answers: list[str] = []
-        self.notes: list[str] = []
-
-    def answer(self, text: str) -> None:
-        self.answers.append(text)
-
-    def note(self, text: str) -> None:
-        self.notes.append(text)
 
 
 async def one(prompt: str) -> AsyncIterator[str]:
@@ -178,15 +166,8 @@ def llm() -> Iterator[tuple[list[dict[str, Any]], str]]:
         def log_message(self, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield seen, f"http://127.0.0.1:{server.server_address[1]}/v1"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    with serving(Handler) as base_url:
+        yield seen, base_url
 
 
 @pytest.mark.parametrize("asked", ["argument", "stdin"])

@@ -32,6 +32,7 @@ from mcp_agent.chat import (
 from mcp_agent.chat_completions import Message, ModelError, Reply, ToolCall
 from mcp_agent.config import AgentSettings
 from mcp_agent.refusal import PermissionRefused
+from tests.support.chat import Recorder
 
 pytestmark = pytest.mark.anyio
 ISSUER = "https://auth.localhost/realms/mcp"
@@ -82,18 +83,6 @@ class Tools:
     async def call_tool(self, name: str, arguments: dict[str, Any] | None = None) -> CallToolResult:
         self.calls.append((name, arguments or {}))
         return self.tools[name](arguments or {})
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.answers: list[str] = []
-        self.notes: list[str] = []
-
-    def answer(self, text: str) -> None:
-        self.answers.append(text)
-
-    def note(self, text: str) -> None:
-        self.notes.append(text)
 
 
 def connector(session: Tools, fail_to_connect: BaseException | None = None):

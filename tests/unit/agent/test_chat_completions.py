@@ -5,10 +5,9 @@ model, messages, tools), how an answer is read, and every failure as one line wi
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,7 @@ import httpx2
 import pytest
 
 from mcp_agent.chat_completions import ChatCompletions, ModelError, Reply, ToolCall, read_api_key
+from tests.support.chat import serving
 
 pytestmark = pytest.mark.anyio
 KEY = "sk-test-0123456789abcdef"
@@ -55,15 +55,8 @@ def endpoint() -> Iterator[tuple[Endpoint, str]]:
         def log_message(self, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)  # listening once constructed
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield state, f"http://127.0.0.1:{server.server_address[1]}/v1"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    with serving(Handler) as base_url:
+        yield state, base_url
 
 
 def completion(message: dict[str, Any]) -> dict[str, Any]:
