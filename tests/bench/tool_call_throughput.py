@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import socket
 import statistics
@@ -198,6 +199,7 @@ def cpu_seconds(pid: int) -> float:
 
 
 WARM_UP = 20
+PROOFS_PER_SECOND = 2500  # made ahead per second of a dpop round: more than one server core answers
 
 
 async def measure(url: str, token: str, seconds: float, concurrency: int, pid: int,
@@ -208,12 +210,17 @@ async def measure(url: str, token: str, seconds: float, concurrency: int, pid: i
     fixed = {"authorization": f"{'DPoP' if dpop_key else 'Bearer'} {token}",
              "accept": "application/json, text/event-stream", "mcp-protocol-version": "2025-11-25"}
 
+    # A fresh proof (new jti) for every call, as a DPoP client sends them: the server's replay
+    # cache refuses a reused one. Made before the round starts, so that signing them (the client's
+    # work) does not slow the load the server gets; if the round needs more, made as it goes.
+    # They stay acceptable for MCP_DPOP_PROOF_MAX_AGE_SECONDS (60 s), far longer than a round.
+    ahead = [dpop_key.proof("POST", url, access_token=token) for _ in range(PROOFS_PER_SECOND * math.ceil(seconds))
+             ] if dpop_key is not None and seconds <= 30 else []
+
     def headers() -> dict[str, str]:
         if dpop_key is None:
             return fixed
-        # A fresh proof (new jti) every call, as a DPoP client sends: the server's replay cache
-        # would refuse a reused one. Made on the load generator's core, not the server's.
-        return {**fixed, "dpop": dpop_key.proof("POST", url, access_token=token)}
+        return {**fixed, "dpop": ahead.pop() if ahead else dpop_key.proof("POST", url, access_token=token)}
     done = 0
     limits = httpx2.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx2.AsyncClient(limits=limits, timeout=30) as client:
