@@ -78,7 +78,7 @@ agent: prepare ## Log in through the demo agent in its container (browser on the
 inspector: node-clients ## The MCP Inspector 2.x for the running sandbox (pinned, on Node 22 from tests/interop/node): prints the URL to open and what to type
 	@$(SCRIPTS)/inspector.sh
 
-bench: ## Benchmark: tool calls/s with auth vs without, vs JWKS-per-request, vs FastMCP, exchange cache vs none; fails below its target (BENCH_ARGS=--keycloak: Keycloak's exchange rate, sandbox up)
+bench: ## Benchmark: tool calls/s with auth vs without, with DPoP, vs JWKS-per-request, vs FastMCP, exchange cache vs none; fails below its targets (BENCH_ARGS=--keycloak: Keycloak's exchange rate, sandbox up)
 	@$(UV) run --frozen python -m tests.bench.tool_call_throughput --peer-python "$$($(SCRIPTS)/ensure-bench-peer.sh)" $(BENCH_ARGS)
 
 lock: ## Re-lock Python dependencies and re-export the services' requirements

@@ -50,6 +50,7 @@ OPTIONAL_REMOTE_VARIABLES = {
     "MCP_TEST_CA_BUNDLE": "a CA file to trust (default: the system trust store)",
     "MCP_TEST_CALLBACK_PORT": "the loopback port of the pre-registered clients' redirect URIs (default 8976)",
     "MCP_TEST_API_URL": "the notes API's URL, https://<api host>, if the deployment has it (its tests skip without)",
+    "MCP_TEST_MCP_REPLICAS": "how many MCP server replicas answer behind the URL (default 1): each keeps its own DPoP replay cache",
 }
 
 
@@ -83,7 +84,18 @@ class Stack:
                "CIMD_ORIGIN": given["MCP_TEST_CIMD_ORIGIN"].rstrip("/"),
                "AGENT_CALLBACK_PORT": given.get("MCP_TEST_CALLBACK_PORT", "8976"),
                **({"API_URL": given["MCP_TEST_API_URL"].rstrip("/")} if "MCP_TEST_API_URL" in given else {})}
+        replicas = given.get("MCP_TEST_MCP_REPLICAS", "1")
+        if not replicas.isdigit() or int(replicas) < 1:
+            raise pytest.UsageError(f"MCP_TEST_MCP_REPLICAS must be a whole number of at least 1, got {replicas}")
         return cls(env, given)
+
+    @property
+    def mcp_replicas(self) -> int:
+        """MCP server replicas behind the resource URL: 2 in TOPOLOGY=ha, else 1; remotely, what
+        MCP_TEST_MCP_REPLICAS says (default 1)."""
+        if self.remote is not None:
+            return int(self.remote.get("MCP_TEST_MCP_REPLICAS", "1"))
+        return 2 if self.env.get("TOPOLOGY", "single") == "ha" else 1
 
     @property
     def auth_origin(self) -> str:

@@ -151,6 +151,35 @@ def test_a_proof_signed_by_another_key_than_its_jwk_is_refused():
     refused(proof(OTHER_EC_KEY, header={"jwk": public_jwk(EC_KEY)}), "signature does not verify")
 
 
+def test_a_remembered_header_still_has_each_proofs_signature_checked():
+    # The header's checks are remembered per header segment; the signature never is: a proof
+    # with the same header but a body signed by another key is refused after a good one passed.
+    checks = checker()
+    good = proof(jti="first")
+    assert checks.check(good, method="POST", uri=URI, access_token=TOKEN).jti == "first"
+    assert len(checks.keys) == 1
+    header = good.split(".")[0]
+    _, body, signature = proof(OTHER_EC_KEY, header={"jwk": public_jwk(EC_KEY)}, jti="second").split(".")
+    with pytest.raises(ProofRejected, match="signature does not verify"):
+        checks.check(f"{header}.{body}.{signature}", method="POST", uri=URI, access_token=TOKEN)
+    # And a tampered body under the remembered header and the good signature: refused too.
+    with pytest.raises(ProofRejected, match="signature does not verify"):
+        checks.check(f"{header}.{body}.{good.split('.')[2]}", method="POST", uri=URI, access_token=TOKEN)
+
+
+def test_a_refused_header_is_not_remembered_and_the_remembered_ones_are_bounded(monkeypatch: pytest.MonkeyPatch):
+    checks = checker()
+    with pytest.raises(ProofRejected, match="private or symmetric key material"):
+        checks.check(proof(header={"jwk": private_jwk(EC_KEY)}), method="POST", uri=URI, access_token=TOKEN)
+    assert len(checks.keys) == 0
+    monkeypatch.setattr("mcp_server.dpop.KEY_CACHE_SIZE", 2)
+    keys = [ec.generate_private_key(ec.SECP256R1()) for _ in range(3)]
+    for key in keys:
+        checks.check(proof(key), method="POST", uri=URI, access_token=TOKEN)
+    assert len(checks.keys) == 2  # the least recently used went first
+    assert proof(keys[0]).split(".")[0] not in checks.keys
+
+
 @pytest.mark.parametrize("missing", ["jti", "htm", "htu", "iat"])
 def test_a_proof_missing_a_required_claim_is_refused(missing: str):
     refused(proof(drop=(missing,)), f"{missing}|htm or htu")

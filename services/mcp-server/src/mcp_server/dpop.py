@@ -12,6 +12,11 @@ it returns (`Proof`) is matched against the token by the caller (§7.1: `cnf.jkt
 (`ReplayCache.first_use`): a proof that fails a later check is not remembered, so nobody without
 a valid token can fill the replay cache.
 
+What a proof's header decides (`typ`, `alg`, the key and its thumbprint) is the same for every
+proof a client makes with one key, so it is checked once per distinct header and remembered
+(`ProofChecker.keys`, bounded): the next proof with that header skips parsing the key again, and
+still has its signature verified, over that very header, by PyJWT.
+
 Server nonces (§8, §9): `NonceSource` makes nonces any replica can check without shared state —
 an HMAC of a time step under a secret the replicas share — so a nonce from one replica is good
 at another for the step it was made in and the next.
@@ -29,6 +34,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -53,6 +59,9 @@ THUMBPRINT_MEMBERS = {"RSA": ("e", "kty", "n"), "EC": ("crv", "kty", "x", "y"), 
 DPOP_HEADER = b"dpop"  # ASGI header names are lowercase
 MAX_PROOF_BYTES = 8192
 MAX_JTI_CHARS = 256
+# Distinct proof headers (one per client key and algorithm) whose checks are remembered; least
+# recently used first out. A header is at most MAX_PROOF_BYTES, so this bounds memory to ~8 MiB.
+KEY_CACHE_SIZE = 1024
 
 
 class ProofRejected(Exception):
@@ -90,6 +99,7 @@ def access_token_hash(token: str) -> str:
     return b64url(hashlib.sha256(token.encode("latin-1", "replace")).digest())
 
 
+@lru_cache(maxsize=256)  # the server's own URI and its clients' htu: a few strings, seen on every request
 def normalize_uri(uri: str) -> str:
     """RFC 9449 §4.3 step 9, after RFC 3986 §6.2.2-6.2.3: scheme and host compared without case,
     the scheme's default port dropped, an empty path is `/`; query and fragment ignored."""
@@ -186,6 +196,8 @@ class ProofChecker:
         self.leeway_seconds = leeway_seconds
         self.nonces = nonces
         self._clock = clock
+        # header segment -> (alg, key, thumbprint), for headers that passed steps 3-5 and 7.
+        self.keys: OrderedDict[str, tuple[str, jwt.PyJWK, str]] = OrderedDict()
 
     @property
     def window_seconds(self) -> float:
@@ -196,28 +208,7 @@ class ProofChecker:
         """RFC 9449 §4.3 steps 2-12 for one proof (step 1, one `DPoP` header, is the caller's)."""
         if len(proof) > MAX_PROOF_BYTES:
             raise ProofRejected(f"proof larger than {MAX_PROOF_BYTES} bytes")
-        # Step 2: a well-formed JWT.
-        try:
-            header = jwt.get_unverified_header(proof)
-        except jwt.PyJWTError:
-            raise ProofRejected("proof is not a well-formed JWT") from None
-        # Steps 3-5: typ, an allowed asymmetric algorithm, a public key in `jwk`.
-        if header.get("typ") != PROOF_TYPE:
-            raise ProofRejected(f"proof header typ is not {PROOF_TYPE}")
-        if "crit" in header:
-            raise ProofRejected("proof header carries crit parameters this server does not understand")
-        alg = header.get("alg")
-        if not isinstance(alg, str) or alg not in self.algorithms:
-            raise ProofRejected(f"proof algorithm {alg!r} is not one of {' '.join(self.algorithms)}")
-        jwk = header.get("jwk")
-        if not isinstance(jwk, dict):
-            raise ProofRejected("proof header has no jwk object")
-        if PRIVATE_MEMBERS & jwk.keys():  # step 7
-            raise ProofRejected("proof jwk holds private or symmetric key material")
-        try:
-            key = jwt.PyJWK(jwk, algorithm=alg)
-        except (jwt.PyJWTError, ValueError, TypeError, KeyError):
-            raise ProofRejected(f"proof jwk is not a usable {alg} public key") from None
+        alg, key, key_thumbprint = self._key(proof)
         # Step 6: the signature, with that key. Times are checked below on this checker's clock.
         try:
             claims = jwt.decode(proof, key.key, algorithms=[alg],
@@ -258,7 +249,44 @@ class ProofChecker:
             ath = claims.get("ath")
             if not isinstance(ath, str) or not hmac.compare_digest(ath, access_token_hash(access_token)):
                 raise ProofRejected("proof ath does not match the access token")
-        return Proof(thumbprint=thumbprint(jwk), jti=jti, iat=float(iat))
+        return Proof(thumbprint=key_thumbprint, jti=jti, iat=float(iat))
+
+    def _key(self, proof: str) -> tuple[str, jwt.PyJWK, str]:
+        """Steps 2-5 and 7 — what the proof's header alone decides: its algorithm, its key and the
+        key's thumbprint. Remembered per header segment (the exact bytes the signature covers, so a
+        proof cannot pair a remembered header with anything but itself); only headers that passed."""
+        segment = proof.partition(".")[0]
+        known = self.keys.get(segment)
+        if known is not None:
+            self.keys.move_to_end(segment)
+            return known
+        # Step 2: a well-formed JWT.
+        try:
+            header = jwt.get_unverified_header(proof)
+        except jwt.PyJWTError:
+            raise ProofRejected("proof is not a well-formed JWT") from None
+        # Steps 3-5: typ, an allowed asymmetric algorithm, a public key in `jwk`.
+        if header.get("typ") != PROOF_TYPE:
+            raise ProofRejected(f"proof header typ is not {PROOF_TYPE}")
+        if "crit" in header:
+            raise ProofRejected("proof header carries crit parameters this server does not understand")
+        alg = header.get("alg")
+        if not isinstance(alg, str) or alg not in self.algorithms:
+            raise ProofRejected(f"proof algorithm {alg!r} is not one of {' '.join(self.algorithms)}")
+        jwk = header.get("jwk")
+        if not isinstance(jwk, dict):
+            raise ProofRejected("proof header has no jwk object")
+        if PRIVATE_MEMBERS & jwk.keys():  # step 7
+            raise ProofRejected("proof jwk holds private or symmetric key material")
+        try:
+            key = jwt.PyJWK(jwk, algorithm=alg)
+        except (jwt.PyJWTError, ValueError, TypeError, KeyError):
+            raise ProofRejected(f"proof jwk is not a usable {alg} public key") from None
+        checked = (alg, key, thumbprint(jwk))
+        self.keys[segment] = checked
+        if len(self.keys) > KEY_CACHE_SIZE:
+            self.keys.popitem(last=False)
+        return checked
 
     def keep_until(self) -> float:
         """When a proof accepted now may be forgotten: its `iat` is at most `leeway` ahead, so it is
