@@ -65,3 +65,22 @@ def events(compose: DockerCompose, since: datetime) -> list[dict[str, str]]:
         if match and datetime.strptime(match.group(1), "%Y-%m-%d %H:%M:%S,%f").replace(tzinfo=UTC) >= since:
             found.append(dict(re.findall(r'(\w+)="([^"]*)"', match.group(2))))
     return found
+
+
+STAMP = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) ")
+
+
+def warnings(compose: DockerCompose, since: datetime) -> str:
+    """Keycloak's WARN and ERROR log entries (continuation lines included) logged at or after
+    `since` (UTC): where it says why, when neither the answer nor the event does."""
+    out = subprocess.run([*compose.docker_compose_command(), "logs", "--no-log-prefix", *nodes(compose)],
+                         cwd=compose.context, capture_output=True, text=True, check=True).stdout
+    kept, keeping = [], False
+    for line in out.splitlines():
+        stamp = STAMP.match(line)
+        if stamp:
+            at = datetime.strptime(stamp.group(1), "%Y-%m-%d %H:%M:%S,%f").replace(tzinfo=UTC)
+            keeping = at >= since and line[stamp.end():].startswith(("WARN", "ERROR"))
+        if keeping:
+            kept.append(line)
+    return "\n".join(kept)
