@@ -72,7 +72,10 @@ def assert_dpop_bound(state: Path, stack: Stack, *, machine: bool) -> None:
     assert claims["cnf"]["jkt"] == thumbprint(json.loads((state / "dpop.jwk").read_text()))
 
 
-@pytest.mark.parametrize("framework", [pytest.param(f, marks=pytest.mark.matrix(name, "CIMD"))
+# The library sends DPoP by default: the same run proves the DPoP cell (the token is bound, the
+# calls carry proofs and succeed).
+@pytest.mark.parametrize("framework", [pytest.param(f, marks=[pytest.mark.matrix(name, "CIMD"),
+                                                              pytest.mark.matrix(name, "DPoP")])
                                        for f, name in FRAMEWORKS.items()])
 async def test_framework_signs_in_by_cimd_and_calls_a_protected_tool(framework: str, stack: Stack, tmp_path: Path):
     cimd = f"{stack.cimd_origin}/agents/demo/metadata.json"
