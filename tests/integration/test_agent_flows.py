@@ -33,6 +33,7 @@ from mcp_agent.trace import Tracer
 from tests.support.browser import KeycloakBrowser, User, chromium
 from tests.support.keycloak import delete_clients, kcadm
 from tests.support.mcp import TOOL_NAMES
+from tests.support.notes import assert_the_api_saw_an_exchanged_token
 from tests.support.stack import ROOT, Stack
 
 pytestmark = pytest.mark.anyio
@@ -155,10 +156,8 @@ async def test_the_demo_agent_calls_the_notes_tools_as_alice(stack: Stack, tmp_p
     assert note["text"] == text
     assert note in listed.structured_content["notes"]
     assert deleted.structured_content["deleted"] == note["id"]
-    for result, scope in ((added, ["notes:write"]), (listed, ["notes:read"])):
-        seen = result.structured_content["api_saw"]
-        assert (seen["aud"], seen["azp"], seen["scope"]) == ([stack.api_url], stack.resource_url, scope)
-        assert seen["sub"] == who["subject"]
+    assert_the_api_saw_an_exchanged_token(stack, who["subject"], ((added.structured_content, ["notes:write"]),
+                                                                  (listed.structured_content, ["notes:read"])))
 
 
 @pytest.mark.matrix("Demo agent (this repository, `mcp` Python SDK 2.x)", "DPoP")

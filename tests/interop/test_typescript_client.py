@@ -15,6 +15,7 @@ from cimd_host.keys import current_key, key_path
 from tests.interop.test_typescript_sdk import NODE_DIR, node
 from tests.support.interop import sign_in_and_run
 from tests.support.mcp import TOOL_NAMES
+from tests.support.notes import assert_a_notes_round_trip
 from tests.support.stack import Stack
 
 CLIENT = "TypeScript client 2.x"
@@ -99,15 +100,7 @@ async def test_typescript_client_cimd_with_private_key_jwt_refresh_and_notes(sta
     assert refresh["newAccessToken"] is True
     assert refresh["isError"] is False
     assert refresh["whoami"]["subject"] == result["whoami"]["subject"]
-    notes = result["notes"]
-    assert not any(step["isError"] for step in notes.values()), notes
-    note = notes["added"]["content"]["note"]
-    assert note in notes["listed"]["content"]["notes"]
-    assert notes["deleted"]["content"]["deleted"] == note["id"]
-    for step, scope in (("added", ["notes:write"]), ("listed", ["notes:read"])):
-        seen = notes[step]["content"]["api_saw"]
-        assert (seen["aud"], seen["azp"], seen["scope"]) == ([stack.api_url], stack.resource_url, scope)
-        assert seen["sub"] == result["whoami"]["subject"]
+    assert_a_notes_round_trip(stack, result["whoami"]["subject"], result["notes"])
 
 
 @pytest.mark.anyio

@@ -17,6 +17,7 @@ from cimd_host.keys import current_key, key_path
 from tests.support.interop import sign_in_and_run
 from tests.support.keys import restored_afterwards
 from tests.support.mcp import TOOL_NAMES
+from tests.support.notes import assert_a_notes_round_trip
 from tests.support.stack import ROOT, Stack
 
 NODE_DIR = ROOT / "tests" / "interop" / "node"
@@ -80,12 +81,4 @@ async def test_typescript_sdk_authorization_code_with_cimd_and_private_key_jwt(s
     assert result["clientId"] == client_id
     assert result["whoami"]["client_id"] == client_id
     assert result["whoami"]["audience"] == [stack.resource_url]
-    notes = result["notes"]
-    assert not any(step["isError"] for step in notes.values()), notes
-    note = notes["added"]["content"]["note"]
-    assert note in notes["listed"]["content"]["notes"]
-    assert notes["deleted"]["content"]["deleted"] == note["id"]
-    for step, scope in (("added", ["notes:write"]), ("listed", ["notes:read"])):
-        seen = notes[step]["content"]["api_saw"]
-        assert (seen["aud"], seen["azp"], seen["scope"]) == ([stack.api_url], stack.resource_url, scope)
-        assert seen["sub"] == result["whoami"]["subject"]
+    assert_a_notes_round_trip(stack, result["whoami"]["subject"], result["notes"])
