@@ -8,8 +8,8 @@ them). Keycloak does all of its work for each: the assertion's signature and rep
 subject token, the exchange permission, the user's role, a signed token. TLS through Caddy to the
 sandbox CA (.local/ca), as every test does; nothing is skipped.
 
-Run it under the machine's stack lock with the sandbox up, and take it down afterwards:
-`flock /work/stack.lock bash -c 'make up && make bench BENCH_ARGS=--keycloak; make down'`.
+Run it with the sandbox up, and take it down afterwards:
+`make up && make bench BENCH_ARGS=--keycloak; make down`.
 """
 
 from __future__ import annotations
