@@ -41,7 +41,7 @@ realm-sync: ## Apply services/keycloak/realm/*.json to the running Keycloak, kee
 
 test: prepare browser interop-clients ## Run the whole suite: unit tests, the real stack (interop included), then the stack tests on TOPOLOGY=ha
 	@$(UV) sync --frozen --quiet
-	@$(UV) run --frozen pytest $(PYTEST_ARGS)
+	@$(UV) run --frozen pytest --durations=25 $(PYTEST_ARGS)
 	@UV=$(UV) $(SCRIPTS)/test-ha.sh $(PYTEST_ARGS)
 
 test-ha: prepare browser interop-clients ## Only the stack tests against the HA topology (PostgreSQL, 2 Keycloak nodes, 2 MCP replicas), then test-remote against it
