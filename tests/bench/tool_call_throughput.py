@@ -28,8 +28,11 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import anyio
+import anyio.abc
+import h11
 import httpx2
 import jwt
 from cryptography.hazmat.primitives import serialization
@@ -43,7 +46,9 @@ KID = "bench-key"
 CLIENT_KID = "bench-mcp-server"
 # dpop: the production app (MCP_DPOP=allowed, the default) with a DPoP-bound token (cnf.jkt) and a
 # new proof for every call, made with the demo agent's own proof code (mcp_agent.dpop).
-OURS = ("no-auth", "auth", "dpop", "jwks-per-request")
+# no-auth-control: a second, identical no-auth server. Its ratio to no-auth should be 1.00; how far
+# its rounds stray from that is the noise floor of this machine and run, printed beside the targets.
+OURS = ("no-auth", "auth", "dpop", "jwks-per-request", "no-auth-control")
 # list_notes: exchange (RFC 8693) at the stand-in token endpoint, then GET /notes at the notes API.
 NOTES = ("notes-cached", "notes-exchange-per-call")
 PEER = ("fastmcp-no-auth", "fastmcp-auth")
@@ -132,7 +137,7 @@ def serve_mcp(variant: str, port: int, jwks_url: str, notes_api_url: str) -> Non
     # (server_stats) are served on local validation alone here, which a deployment must not do.
     settings = Settings(issuer=issuer_of(jwks_url), resource_url=f"http://127.0.0.1:{port}/mcp", jwks_url=jwks_url,
                         introspect_privileged=False)
-    if variant == "no-auth":
+    if variant in ("no-auth", "no-auth-control"):
         # The baseline: the same server and transport with no auth at all (not a production mode).
         server = MCPServer(name="mcp-auth-sandbox", instructions=INSTRUCTIONS)
         tools.register(server)
@@ -193,7 +198,19 @@ def wait_listening(port: int, timeout: float = 30) -> None:
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (Linux /proc)."""
+    """CPU time of a process so far: the sum of its threads' run time in nanoseconds
+    (/proc/<pid>/task/*/schedstat), so that a short round is measured to the microsecond, not to
+    the 10 ms clock tick of /proc/<pid>/stat (the fallback where schedstat is missing). A thread
+    that ended before this reading is not in the sum; the servers' threads live as long as they do."""
+    total, seen = 0, False
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            total += int((task / "schedstat").read_text().split()[0])
+            seen = True
+        except (OSError, ValueError, IndexError):
+            continue
+    if seen:
+        return total / 1e9
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
@@ -202,50 +219,97 @@ WARM_UP = 20
 PROOFS_PER_SECOND = 2500  # made ahead per second of a dpop round: more than one server core answers
 
 
+class CallFailed(RuntimeError):
+    """A call the benchmark made was not a successful tool call: it stops (never measures refusals)."""
+
+
 async def measure(url: str, token: str, seconds: float, concurrency: int, pid: int,
                   tool: str = "get_time", dpop_key: DPoPKey | None = None) -> tuple[float, float, int]:
     """(tool calls per second of wall time, tool calls per CPU-second of the server process, calls
-    made including the warm-up). With `dpop_key`: `Authorization: DPoP` and a new proof per call."""
-    body = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": tool, "arguments": {}}}
-    fixed = {"authorization": f"{'DPoP' if dpop_key else 'Bearer'} {token}",
-             "accept": "application/json, text/event-stream", "mcp-protocol-version": "2025-11-25"}
+    made including the warm-up). With `dpop_key`: `Authorization: DPoP` and a new proof per call.
+
+    The load: `concurrency` keep-alive HTTP/1.1 connections, one request in flight on each, spoken
+    with h11 over plain sockets rather than through an HTTP client library. The generator has one
+    core and must keep the server's core saturated: an HTTP client that spends more CPU per call
+    than the server leaves the server idle between requests, and an idle server spends more CPU per
+    call (a wake-up per request instead of a batch), which the per-CPU-second figure would then
+    report as the server's cost. `server busy` in the output shows that it stayed saturated."""
+    target = urlsplit(url)
+    if target.hostname is None or target.port is None:
+        raise ValueError(f"benchmark URL needs a host and a port: {url}")
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                       "params": {"name": tool, "arguments": {}}}).encode()
+    headers = [("host", target.netloc), ("accept", "application/json, text/event-stream"),
+               ("content-type", "application/json"), ("mcp-protocol-version", "2025-11-25"),
+               ("content-length", str(len(body))),
+               ("authorization", f"{'DPoP' if dpop_key else 'Bearer'} {token}")]
+
+    def request(proof: str | None = None) -> h11.Request:
+        return h11.Request(method="POST", target=target.path, headers=headers + ([("dpop", proof)] if proof else []))
 
     # A fresh proof (new jti) for every call, as a DPoP client sends them: the server's replay
     # cache refuses a reused one. Made before the round starts, so that signing them (the client's
     # work) does not slow the load the server gets; if the round needs more, made as it goes.
     # They stay acceptable for MCP_DPOP_PROOF_MAX_AGE_SECONDS (60 s), far longer than a round.
-    ahead = [dpop_key.proof("POST", url, access_token=token) for _ in range(PROOFS_PER_SECOND * math.ceil(seconds))
-             ] if dpop_key is not None and seconds <= 30 else []
+    fixed = request() if dpop_key is None else None
+    ahead = [request(dpop_key.proof("POST", url, access_token=token))
+             for _ in range(PROOFS_PER_SECOND * math.ceil(seconds))] if dpop_key is not None and seconds <= 30 else []
 
-    def headers() -> dict[str, str]:
-        if dpop_key is None:
+    def next_request() -> h11.Request:
+        if fixed is not None:
             return fixed
-        return {**fixed, "dpop": ahead.pop() if ahead else dpop_key.proof("POST", url, access_token=token)}
+        assert dpop_key is not None
+        return ahead.pop() if ahead else request(dpop_key.proof("POST", url, access_token=token))
+
+    async def call(stream: anyio.abc.SocketStream, conn: h11.Connection) -> None:
+        await stream.send(conn.send(next_request()) + conn.send(h11.Data(data=body)) + conn.send(h11.EndOfMessage()))
+        status, chunks = 0, []
+        while True:
+            event = conn.next_event()
+            if event is h11.NEED_DATA:
+                try:
+                    conn.receive_data(await stream.receive(65536))
+                except anyio.EndOfStream:
+                    conn.receive_data(b"")
+            elif isinstance(event, h11.Response):
+                status = event.status_code
+            elif isinstance(event, h11.Data):
+                chunks.append(bytes(event.data))
+            elif isinstance(event, h11.EndOfMessage):
+                break
+            elif isinstance(event, h11.ConnectionClosed):
+                raise CallFailed(f"{url} {tool}: the server closed the connection")
+        text = b"".join(chunks)
+        # Any refusal or tool error stops the benchmark: it measures successful tool calls only.
+        if status != 200 or b'"isError":true' in text.replace(b" ", b""):
+            raise CallFailed(f"{url} {tool}: {status} {text[:300].decode(errors='replace')}")
+        conn.start_next_cycle()
+
     done = 0
-    limits = httpx2.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx2.AsyncClient(limits=limits, timeout=30) as client:
-        for _ in range(WARM_UP):  # warm-up (and the first JWKS fetch)
-            response = await client.post(url, json=body, headers=headers())
-            if response.status_code != 200 or '"isError":true' in response.text.replace(" ", ""):
-                raise RuntimeError(f"{url} {tool}: {response.status_code} {response.text[:300]}")
+    streams = [await anyio.connect_tcp(target.hostname, target.port) for _ in range(concurrency)]
+    try:
+        connections = [(stream, h11.Connection(h11.CLIENT)) for stream in streams]
+        for i in range(WARM_UP):  # warm-up (and the first JWKS fetch)
+            await call(*connections[i % concurrency])
         deadline = time.perf_counter() + seconds
         started = time.perf_counter()
         cpu_before = cpu_seconds(pid)
 
-        async def worker() -> None:
+        async def worker(stream: anyio.abc.SocketStream, conn: h11.Connection) -> None:
             nonlocal done
             while time.perf_counter() < deadline:
-                response = await client.post(url, json=body, headers=headers())
-                assert response.status_code == 200, response.text
-                assert '"isError":true' not in response.text, response.text[:300]
+                await call(stream, conn)
                 done += 1
 
         async with anyio.create_task_group() as tg:
-            for _ in range(concurrency):
-                tg.start_soon(worker)
+            for connection in connections:
+                tg.start_soon(worker, *connection)
         wall = time.perf_counter() - started
         cpu = cpu_seconds(pid) - cpu_before
-        return done / wall, done / cpu, done + WARM_UP
+    finally:
+        for stream in streams:
+            await stream.aclose()
+    return done / wall, done / cpu, done + WARM_UP
 
 
 def exchanges(as_origin: str) -> dict[str, int]:
@@ -289,8 +353,11 @@ def run(rounds: int, seconds: float, concurrency: int,
                 pids[variant] = procs[-1].pid
             for port in ports.values():
                 wait_listening(port)
-            for r in range(rounds):
-                for variant in VARIANTS:
+            # Round 0 warms every server up (imports, caches, the allocator) and is not counted. Then
+            # the order alternates, forwards and backwards, so that a drift in the machine's speed
+            # over a round favours no variant.
+            for r in range(rounds + 1):
+                for variant in (VARIANTS if r % 2 else VARIANTS[::-1]):
                     resource = resources[variant]
                     now = int(time.time())
                     # A new subject token each round: the cached variant exchanges once per round.
@@ -308,10 +375,12 @@ def run(rounds: int, seconds: float, concurrency: int,
                         expected = 1 if variant == "notes-cached" else calls
                         if made != expected:
                             raise RuntimeError(f"{variant}: {made} token exchanges for {calls} calls, expected {expected}")
-                    results[variant].append(rate)
-                    capacity[variant].append(per_cpu)
-                    print(f"  round {r + 1}/{rounds}  {variant:<24} {rate:8.1f} tool calls/s   "
-                          f"{per_cpu:8.1f} per server CPU-second", flush=True)
+                    shown = f"round {r}/{rounds}" if r else "warm-up   "
+                    print(f"  {shown}  {variant:<24} {rate:8.1f} tool calls/s   "
+                          f"{per_cpu:8.1f} per server CPU-second   server busy {rate / per_cpu:4.0%}", flush=True)
+                    if r:
+                        results[variant].append(rate)
+                        capacity[variant].append(per_cpu)
         finally:
             for p in procs:
                 p.terminate()
@@ -332,8 +401,8 @@ def main(argv: list[str] | None = None) -> int:
         serve_mcp(argv[1], int(argv[2]), argv[3], argv[4])
         return 0
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=9)
-    parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--rounds", type=int, default=12)
+    parser.add_argument("--seconds", type=float, default=2.0)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--peer-python", type=Path, default=PEER_PYTHON,
                         help="python of FastMCP's virtualenv (make bench installs it)")
@@ -354,10 +423,11 @@ def main(argv: list[str] | None = None) -> int:
         os.sched_setaffinity(0, CLIENT_CPUS)
         print(f"load generator on CPU {sorted(CLIENT_CPUS)}, servers on CPUs {sorted(SERVER_CPUS)}")
     results, capacity = run(args.rounds, args.seconds, args.concurrency, args.peer_python)
-    print("\nmedians                    tool calls/s   per server CPU-second   CPU per call")
+    print("\nmedians                    tool calls/s   per server CPU-second   CPU per call   server busy")
     for v in VARIANTS:
         per_cpu = statistics.median(capacity[v])
-        print(f"  {v:<24} {statistics.median(results[v]):10.1f}   {per_cpu:12.1f}   {1e6 / per_cpu:12.0f} us")
+        busy = statistics.median(r / c for r, c in zip(results[v], capacity[v], strict=True))
+        print(f"  {v:<24} {statistics.median(results[v]):10.1f}   {per_cpu:12.1f}   {1e6 / per_cpu:12.0f} us   {busy:8.0%}")
 
     def ratios(series: dict[str, list[float]], a: str, b: str) -> list[float]:
         # Per-round ratios: each pair was measured in the same round, so drift between rounds cancels.
@@ -367,7 +437,8 @@ def main(argv: list[str] | None = None) -> int:
         return f"{values[0]:5.2f} {statistics.median(values):6.2f} {values[-1]:5.2f}"
 
     print("\nratios (this run; min median max of the per-round ratios)   throughput           per server CPU-second")
-    rows = (("auth", "no-auth", "ours: what token validation costs"),
+    rows = (("no-auth-control", "no-auth", "two identical servers: this run's noise floor"),
+            ("auth", "no-auth", "ours: what token validation costs"),
             ("dpop", "no-auth", "ours: token validation and a DPoP proof per call"),
             ("dpop", "auth", "what the proof's checks add to a bearer token's"),
             ("fastmcp-auth", "fastmcp-no-auth", "FastMCP's JWTVerifier, the same"),
