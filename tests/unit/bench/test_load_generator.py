@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -67,8 +68,12 @@ async def test_a_tool_error_stops_the_benchmark(url: str) -> None:
         await measure(url, "the-token", 0.2, 2, os.getpid(), tool="broken")
 
 
-def test_the_cpu_time_of_a_process_is_read_to_below_a_clock_tick() -> None:
-    before = cpu_seconds(os.getpid())
-    sum(range(200_000))  # some CPU work, far less than a 10 ms clock tick may be
-    after = cpu_seconds(os.getpid())
-    assert after > before
+def test_the_cpu_time_of_a_process_follows_what_it_spends() -> None:
+    """The server's CPU time (its threads' run time, read from /proc) grows by what the process
+    spends, as the process itself counts it. The kernel updates a running thread's figure at its
+    scheduler events, so a reading may lag by a few milliseconds: 200 ms of work, 20 % tolerance."""
+    before, own = cpu_seconds(os.getpid()), time.process_time()
+    while time.process_time() - own < 0.2:
+        sum(range(10_000))
+    spent = time.process_time() - own
+    assert abs((cpu_seconds(os.getpid()) - before) - spent) < 0.2 * spent
