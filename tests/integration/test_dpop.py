@@ -160,10 +160,10 @@ BEARER_CIMD = "/agents/demo-bearer/metadata.json"
 
 def assert_refused_without_a_proof(response: httpx2.Response) -> None:
     """Keycloak 26.7.3's answer to a token request without a proof from a client that requires
-    DPoP (`dpop.bound.access.tokens`): no token, RFC 9449 §5's error."""
+    DPoP (`dpop.bound.access.tokens`): no token, `invalid_request` naming the missing proof (RFC
+    9449 §5 keeps `invalid_dpop_proof` for a proof that is there but wrong)."""
     assert response.status_code == 400, response.text
-    assert response.json()["error"] == "invalid_dpop_proof", response.text
-    assert "access_token" not in response.json()
+    assert response.json() == {"error": "invalid_request", "error_description": "DPoP proof is missing"}
 
 
 def assert_bound(response: httpx2.Response, key: Any) -> None:
@@ -181,16 +181,19 @@ def assert_bearer(response: httpx2.Response) -> None:
     assert "cnf" not in jwt.decode(response.json()["access_token"], options={"verify_signature": False})
 
 
-def code_exchange(http: httpx2.Client, stack: Stack, grant: Authorization, headers: dict[str, str],
+def code_exchange(stack: Stack, grant: Authorization, headers: dict[str, str],
                   client_auth: dict[str, str] | None = None) -> httpx2.Response:
-    return http.post(stack.token_endpoint(), headers=headers, data={
-        "grant_type": "authorization_code", "code": grant.code, "redirect_uri": grant.redirect_uri,
-        "client_id": grant.client_id, "code_verifier": grant.verifier, **(client_auth or {})})
+    with stack.client() as http:
+        return http.post(stack.token_endpoint(), headers=headers, data={
+            "grant_type": "authorization_code", "code": grant.code, "redirect_uri": grant.redirect_uri,
+            "client_id": grant.client_id, "code_verifier": grant.verifier, **(client_auth or {})})
 
 
-def alice_code(http: httpx2.Client, stack: Stack, client_id: str) -> Authorization:
-    return authorize(http, stack, "alice", stack.secret(PASSWORDS["alice"]), client_id=client_id,
-                     scope="openid mcp:tools")
+def alice_code(stack: Stack, client_id: str) -> Authorization:
+    """A code for alice, from a login of its own (a new browser session each time)."""
+    with stack.client() as http:
+        return authorize(http, stack, "alice", stack.secret(PASSWORDS["alice"]), client_id=client_id,
+                         scope="openid mcp:tools")
 
 
 @pytest.mark.blackbox  # the shared realm's machine client and its key: a deployment has it too
@@ -207,10 +210,9 @@ def test_the_demo_agents_preregistered_client_requires_a_proof(stack: Stack):
     """mcp-agent (public, code + PKCE): the code exchange without a proof is refused, with one the
     token is bound."""
     key = ec.generate_private_key(ec.SECP256R1())
-    with stack.client() as http:
-        assert_refused_without_a_proof(code_exchange(http, stack, alice_code(http, stack, "mcp-agent"), {}))
-        assert_bound(code_exchange(http, stack, alice_code(http, stack, "mcp-agent"),
-                                   {"DPoP": proof(key, "POST", stack.token_endpoint())}), key)
+    assert_refused_without_a_proof(code_exchange(stack, alice_code(stack, "mcp-agent"), {}))
+    assert_bound(code_exchange(stack, alice_code(stack, "mcp-agent"), {"DPoP": proof(key, "POST", stack.token_endpoint())}),
+                 key)
 
 
 def test_the_demo_agents_cimd_document_requires_a_proof(stack: Stack):
@@ -219,26 +221,26 @@ def test_the_demo_agents_cimd_document_requires_a_proof(stack: Stack):
     proof is refused."""
     with stack.client() as http:
         document = http.get(stack.cimd_origin + DEMO_CIMD).json()
-        assert document["dpop_bound_access_tokens"] is True
-        client_id = stack.cimd_origin + DEMO_CIMD
-        kid, pem = current_key(stack.key_dir("demo"))
-        assertion = client_assertion(client_id=client_id, audience=stack.issuer, key_id=kid, private_key=pem)
-        remember(assertion)
-        assert_refused_without_a_proof(code_exchange(http, stack, alice_code(http, stack, client_id), {},
-                                                     client_auth=form_fields(assertion)))
+    assert document["dpop_bound_access_tokens"] is True
+    client_id = stack.cimd_origin + DEMO_CIMD
+    grant = alice_code(stack, client_id)
+    kid, pem = current_key(stack.key_dir("demo"))
+    assertion = client_assertion(client_id=client_id, audience=stack.issuer, key_id=kid, private_key=pem)
+    remember(assertion)
+    assert_refused_without_a_proof(code_exchange(stack, grant, {}, client_auth=form_fields(assertion)))
 
 
 def test_the_bearer_twins_issue_bearer_tokens_without_a_proof(stack: Stack):
     """The sandbox's twins for Bearer-only software (the tests' helpers, the TypeScript SDK 1.x):
     the same flows as the demo agent's identities, no proof, an unbound Bearer token."""
     assert_bearer(request_token(stack, client_id=MACHINE_BEARER_CLIENT))
+    assert_bearer(code_exchange(stack, alice_code(stack, BEARER_CLIENT), {}))
     with stack.client() as http:
-        assert_bearer(code_exchange(http, stack, alice_code(http, stack, BEARER_CLIENT), {}))
         document = http.get(stack.cimd_origin + BEARER_CIMD).json()
-        assert "dpop_bound_access_tokens" not in document
-        client_id = stack.cimd_origin + BEARER_CIMD
-        kid, pem = current_key(stack.key_dir("demo"))  # the demo agent's own key
-        assertion = client_assertion(client_id=client_id, audience=stack.issuer, key_id=kid, private_key=pem)
-        remember(assertion)
-        assert_bearer(code_exchange(http, stack, alice_code(http, stack, client_id), {},
-                                    client_auth=form_fields(assertion)))
+    assert "dpop_bound_access_tokens" not in document
+    client_id = stack.cimd_origin + BEARER_CIMD
+    grant = alice_code(stack, client_id)
+    kid, pem = current_key(stack.key_dir("demo"))  # the demo agent's own key
+    assertion = client_assertion(client_id=client_id, audience=stack.issuer, key_id=kid, private_key=pem)
+    remember(assertion)
+    assert_bearer(code_exchange(stack, grant, {}, client_auth=form_fields(assertion)))
