@@ -331,17 +331,21 @@ async def test_logout_revokes_the_refresh_token_at_keycloak(stack: Stack, tmp_pa
     async with chromium(stack.ca_file, user(stack)) as browser:
         await login_and_call(settings, browser)
     storage = FileTokenStorage(tmp_path, settings.server_url)
+    dpop = DPoPKeyFile(settings.dpop_key_file).key()  # the document requires DPoP: a proof from the agent's key
 
     def refresh(refresh_token: str) -> httpx2.Response:
         kid, pem = current_key(stack.key_dir("demo"))
         assertion = client_assertion(client_id=client_id, audience=stack.issuer, key_id=kid, private_key=pem)
         with stack.client() as http:
-            return http.post(stack.token_endpoint(), data={"grant_type": "refresh_token", "refresh_token": refresh_token,
-                                                           "client_id": client_id, **form_fields(assertion)})
+            return http.post(stack.token_endpoint(), headers={"DPoP": dpop.proof("POST", stack.token_endpoint())},
+                             data={"grant_type": "refresh_token", "refresh_token": refresh_token,
+                                   "client_id": client_id, **form_fields(assertion)})
 
     working = refresh((await storage.get_tokens()).refresh_token)  # the request is right for this client
     assert working.status_code == 200, working.text
-    await storage.set_tokens(OAuthToken.model_validate(working.json()))
+    assert working.json()["token_type"] == "DPoP"
+    # Stored as the agent stores it: the SDK's OAuthToken takes only `Bearer` (mcp_agent/dpop.py).
+    await storage.set_tokens(OAuthToken.model_validate({**working.json(), "token_type": "Bearer"}))
     held = working.json()["refresh_token"]
 
     result = run_agent(settings, "logout")
