@@ -127,4 +127,4 @@ port: docker env
 	@$(SCRIPTS)/claim-port.sh
 
 keys: env
-	@$(SCRIPTS)/with-env.sh $(UV) run --frozen --quiet python -m cimd_host --state .local render >/dev/null
+	@$(SCRIPTS)/with-env.sh $(UV) run --frozen --quiet python -m cimd_host --state .local render --sandbox >/dev/null

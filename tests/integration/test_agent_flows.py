@@ -35,6 +35,7 @@ from tests.support.keycloak import delete_clients, kcadm
 from tests.support.mcp import TOOL_NAMES
 from tests.support.notes import assert_the_api_saw_an_exchanged_token
 from tests.support.stack import ROOT, Stack
+from tests.support.tokens import CLIENT_ID as MACHINE_BEARER_CLIENT
 
 pytestmark = pytest.mark.anyio
 
@@ -136,12 +137,14 @@ async def test_cimd_login_consent_and_tool_calls(stack: Stack, compose: DockerCo
 
 @pytest.mark.matrix("Demo agent (this repository, `mcp` Python SDK 2.x)", "notes API")
 async def test_the_demo_agent_calls_the_notes_tools_as_alice(stack: Stack, tmp_path: Path):
-    """The agent as it runs by default (CIMD, private_key_jwt), signed in as alice, adds, lists and
-    deletes a note: the MCP server exchanges her token at Keycloak for one whose audience is the
-    notes API (RFC 8693) and calls the API with that; the answers show what the API saw. Without
-    DPoP (AGENT_DPOP=false): an exchange of a DPoP-bound token is refused by Keycloak 26.7.3 (see
-    the next test)."""
-    settings = settings_for(stack, tmp_path, dpop=False)
+    """The agent, signed in as alice, adds, lists and deletes a note: the MCP server exchanges her
+    token at Keycloak for one whose audience is the notes API (RFC 8693) and calls the API with
+    that; the answers show what the API saw. Keycloak 26.7.3 does not exchange a DPoP-bound token
+    (docs/decisions.md), and the agent's own identities (CIMD document, mcp-agent) require DPoP, so
+    this cell runs the agent the way a third-party client would: its DCR fallback (an anonymously
+    registered public client, which may use Bearer) with AGENT_DPOP=false. With its default (DPoP)
+    the notes tools answer one sentence instead (test_the_notes_tools_tell_a_dpop_bound_agent_...)."""
+    settings = settings_for(stack, tmp_path, registration="dcr", dpop=False)
     text = f"demo agent note {uuid.uuid4().hex[:8]}"
     async with chromium(stack.ca_file, user(stack)) as browser:
         async with connect(settings, redirect=browser.open) as (client, _):
@@ -238,11 +241,15 @@ async def test_client_credentials_with_a_client_secret(stack: Stack, tmp_path: P
     assert_bound_to_the_agents_key(settings, machine=True)
 
 
-async def test_a_client_that_requires_dpop_refuses_the_agent_without_it(stack: Stack, tmp_path: Path):
-    """The realm requires DPoP-bound tokens of mcp-machine-agent-secret (dpop.bound.access.tokens):
-    with AGENT_DPOP=false the token request carries no proof and Keycloak refuses it."""
-    settings = settings_for(stack, tmp_path, machine_client_id="mcp-machine-agent-secret",
-                            machine_client_secret_file=stack.secret_file("machine-client-secret"), dpop=False)
+@pytest.mark.parametrize("machine_client", ["mcp-machine-agent", "mcp-machine-agent-secret"])
+async def test_a_client_that_requires_dpop_refuses_the_agent_without_it(stack: Stack, tmp_path: Path,
+                                                                       machine_client: str):
+    """The realm requires DPoP-bound tokens of the demo agent's machine clients
+    (dpop.bound.access.tokens): with AGENT_DPOP=false the token request carries no proof and
+    Keycloak refuses it."""
+    secret = {"machine_client_secret_file": stack.secret_file("machine-client-secret")} \
+        if machine_client.endswith("-secret") else {}
+    settings = settings_for(stack, tmp_path, machine_client_id=machine_client, dpop=False, **secret)
     with pytest.raises(Exception) as refused:  # noqa: PT011  (the message is what matters)
         async with connect(settings, machine=True) as (client, _):
             await client.call_tool("whoami", {})
@@ -263,8 +270,9 @@ async def test_client_credentials_path(stack: Stack, tmp_path: Path):
 
 
 async def test_with_dpop_off_the_agent_gets_and_sends_a_bearer_token(stack: Stack, tmp_path: Path):
-    """AGENT_DPOP=false, for comparison: no proof, so Keycloak issues an unbound Bearer token."""
-    settings = settings_for(stack, tmp_path, dpop=False)
+    """AGENT_DPOP=false, for comparison: no proof, so Keycloak issues an unbound Bearer token — to
+    a client that allows it, the sandbox's Bearer-allowed twin of mcp-machine-agent (same key)."""
+    settings = settings_for(stack, tmp_path, machine_client_id=MACHINE_BEARER_CLIENT, dpop=False)
     trace = io.StringIO()
     async with connect(settings, machine=True, tracer=Tracer(trace)) as (client, _):
         assert not (await client.call_tool("get_time", {})).is_error
@@ -323,17 +331,21 @@ async def test_logout_revokes_the_refresh_token_at_keycloak(stack: Stack, tmp_pa
     async with chromium(stack.ca_file, user(stack)) as browser:
         await login_and_call(settings, browser)
     storage = FileTokenStorage(tmp_path, settings.server_url)
+    dpop = DPoPKeyFile(settings.dpop_key_file).key()  # the document requires DPoP: a proof from the agent's key
 
     def refresh(refresh_token: str) -> httpx2.Response:
         kid, pem = current_key(stack.key_dir("demo"))
         assertion = client_assertion(client_id=client_id, audience=stack.issuer, key_id=kid, private_key=pem)
         with stack.client() as http:
-            return http.post(stack.token_endpoint(), data={"grant_type": "refresh_token", "refresh_token": refresh_token,
-                                                           "client_id": client_id, **form_fields(assertion)})
+            return http.post(stack.token_endpoint(), headers={"DPoP": dpop.proof("POST", stack.token_endpoint())},
+                             data={"grant_type": "refresh_token", "refresh_token": refresh_token,
+                                   "client_id": client_id, **form_fields(assertion)})
 
     working = refresh((await storage.get_tokens()).refresh_token)  # the request is right for this client
     assert working.status_code == 200, working.text
-    await storage.set_tokens(OAuthToken.model_validate(working.json()))
+    assert working.json()["token_type"] == "DPoP"
+    # Stored as the agent stores it: the SDK's OAuthToken takes only `Bearer` (mcp_agent/dpop.py).
+    await storage.set_tokens(OAuthToken.model_validate({**working.json(), "token_type": "Bearer"}))
     held = working.json()["refresh_token"]
 
     result = run_agent(settings, "logout")

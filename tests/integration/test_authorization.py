@@ -5,6 +5,10 @@ what it asks for → what Keycloak grants (the token's `scope`, checked in the t
 in the token) → what the MCP server decides (200, or 403 `insufficient_scope` naming every scope
 the call needs, RS15-RS17). Every client asks for every MCP scope: the grant is the roles'
 decision, not the client's and not the consent's.
+
+The demo agent's own clients (`mcp-agent`, `mcp-machine-agent`, its CIMD document) require DPoP
+(docs/decisions.md, "Which clients must use DPoP"): their cells ask with a proof and call with the
+DPoP scheme, as the demo agent does.
 """
 
 from __future__ import annotations
@@ -78,10 +82,19 @@ def assert_server_decides_by_scope(stack: Stack, access_token: str, granted: fro
             assert set(challenge_scope(challenge).split()) == needs | {"mcp:connect"}, challenge
 
 
+def new_dpop_key() -> DPoPKey:
+    return DPoPKey(ec.generate_private_key(ec.SECP256R1()))
+
+
 def check_grant(stack: Stack, tokens: dict, identity: Identity, dpop: DPoPKey | None = None) -> None:
     # Keycloak's decision, in the token response and in the token itself (RFC 6749 §5.1).
     assert mcp_scopes(tokens["scope"]) == identity.granted, tokens["scope"]
     claims = jwt.decode(tokens["access_token"], options={"verify_signature": False})
+    if dpop is not None:  # RFC 9449 §5, §6.1: bound to the key of the proof that asked for it
+        assert tokens["token_type"] == "DPoP", tokens["token_type"]
+        assert claims["cnf"]["jkt"] == dpop.thumbprint
+    else:
+        assert tokens["token_type"] == "Bearer", tokens["token_type"]
     assert mcp_scopes(claims["scope"]) == identity.granted
     # The audience comes with mcp:connect, which needs no role: even nora's token is for this
     # server, so she is told 403 (which permission), not 401 (who are you) in a loop.
@@ -104,9 +117,13 @@ def consents_revoked(compose: DockerCompose, stack: Stack, username: str, client
 
 @pytest.mark.parametrize("identity", USERS, ids=lambda i: i.name)
 def test_preregistered_public_client(stack: Stack, compose: DockerCompose, identity: Identity):
+    """The demo agent's pre-registered client, which requires DPoP: the code exchange carries a proof."""
+    dpop = new_dpop_key()
     with stack.client() as http, consents_revoked(compose, stack, identity.name, "mcp-agent"):
-        grant = authorize(http, stack, identity.name, stack.secret(identity.secret), scope=f"openid {EVERY_MCP_SCOPE}")
-        check_grant(stack, exchange(http, stack, grant), identity)
+        grant = authorize(http, stack, identity.name, stack.secret(identity.secret), client_id="mcp-agent",
+                          scope=f"openid {EVERY_MCP_SCOPE}")
+        tokens = exchange(http, stack, grant, headers={"DPoP": dpop.proof("POST", stack.token_endpoint())})
+        check_grant(stack, tokens, identity, dpop)
 
 
 @pytest.mark.parametrize("identity", USERS, ids=lambda i: i.name)
@@ -133,14 +150,18 @@ def test_client_registered_anonymously_by_dcr(stack: Stack, identity: Identity):
 
 @pytest.mark.parametrize("identity", USERS, ids=lambda i: i.name)
 def test_our_agents_cimd_document(stack: Stack, compose: DockerCompose, identity: Identity):
-    """The demo agent's document: a confidential client (private_key_jwt) made by Keycloak at /authorize."""
+    """The demo agent's document: a confidential client (private_key_jwt) made by Keycloak at
+    /authorize, which requires DPoP (the document's `dpop_bound_access_tokens`)."""
     client_id = f"{stack.cimd_origin}/agents/demo/metadata.json"
     kid, pem = current_key(stack.key_dir("demo"))
+    dpop = new_dpop_key()
     with stack.client() as http, consents_revoked(compose, stack, identity.name, client_id):
         grant = authorize(http, stack, identity.name, stack.secret(identity.secret), client_id=client_id,
                           scope=EVERY_MCP_SCOPE)
         assertion = client_assertion(client_id=client_id, audience=stack.issuer, key_id=kid, private_key=pem)
-        check_grant(stack, exchange(http, stack, grant, client_auth=form_fields(assertion)), identity)
+        tokens = exchange(http, stack, grant, client_auth=form_fields(assertion),
+                          headers={"DPoP": dpop.proof("POST", stack.token_endpoint())})
+        check_grant(stack, tokens, identity, dpop)
 
 
 @pytest.mark.parametrize("identity", USERS, ids=lambda i: i.name)
@@ -157,10 +178,11 @@ def test_third_party_cimd_document(stack: Stack, compose: DockerCompose, identit
 MACHINES = {
     # client id -> (key directory or secret file, the MCP scopes its service account's roles allow)
     "mcp-machine-agent": ("machine", ALICE.granted),
-    # Requires DPoP-bound tokens (realm: dpop.bound.access.tokens), as the demo agent uses it.
     "mcp-machine-agent-secret": ("machine-client-secret", ALICE.granted),
     "mcp-machine-admin": ("machine-admin", ADA.granted),
 }
+# Require DPoP-bound tokens (realm: dpop.bound.access.tokens), as the demo agent uses them.
+MACHINES_REQUIRING_DPOP = {"mcp-machine-agent", "mcp-machine-agent-secret"}
 
 
 @pytest.mark.parametrize("client_id", MACHINES)
@@ -168,17 +190,16 @@ def test_client_credentials(stack: Stack, client_id: str):
     """No user: the service account's roles decide, whatever the client asks for."""
     credential, granted = MACHINES[client_id]
     data = {"grant_type": "client_credentials", "scope": EVERY_MCP_SCOPE}
-    dpop = None
+    dpop = new_dpop_key() if client_id in MACHINES_REQUIRING_DPOP else None
+    proof = {"DPoP": dpop.proof("POST", stack.token_endpoint())} if dpop else {}
     with stack.client() as http:
         if client_id.endswith("-secret"):
-            dpop = DPoPKey(ec.generate_private_key(ec.SECP256R1()))
-            proof = {"DPoP": dpop.proof("POST", stack.token_endpoint())}
             response = http.post(stack.token_endpoint(), data=data, auth=(client_id, stack.secret(credential)),
                                  headers=proof)
         else:
             kid, pem = current_key(stack.key_dir(credential))
             assertion = client_assertion(client_id=client_id, audience=stack.token_endpoint(), key_id=kid,
                                          private_key=pem)
-            response = http.post(stack.token_endpoint(), data={**data, **form_fields(assertion)})
+            response = http.post(stack.token_endpoint(), data={**data, **form_fields(assertion)}, headers=proof)
     assert response.status_code == 200, response.text
     check_grant(stack, response.json(), Identity(client_id, credential, granted), dpop)

@@ -1,10 +1,12 @@
 """The pre-registered machine client: client credentials with a private_key_jwt assertion
-(RFC 7523), its JWKS fetched by Keycloak from the CIMD host over HTTPS (local CA)."""
+(RFC 7523), its JWKS fetched by Keycloak from the CIMD host over HTTPS (local CA). It requires
+DPoP (docs/decisions.md, "Which clients must use DPoP"), so each token request carries a proof."""
 
 from __future__ import annotations
 
 import uuid
 
+import httpx2
 import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -12,9 +14,20 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from cimd_host.keys import current_key
 from mcp_agent.assertion import form_fields
+from mcp_agent.dpop import DPoPKey
 from tests.support.keys import restored_afterwards
 from tests.support.stack import Stack
-from tests.support.tokens import CLIENT_ID, request_token
+from tests.support.tokens import DEMO_MACHINE_CLIENT_ID as CLIENT_ID
+from tests.support.tokens import request_token as any_token_request
+
+
+def proof(stack: Stack) -> dict[str, str]:
+    """A fresh DPoP proof for the token endpoint (RFC 9449 §4), from a new key."""
+    return {"DPoP": DPoPKey(ec.generate_private_key(ec.SECP256R1())).proof("POST", stack.token_endpoint())}
+
+
+def request_token(stack: Stack, **kwargs) -> httpx2.Response:
+    return any_token_request(stack, client_id=CLIENT_ID, headers=proof(stack), **kwargs)
 
 
 @pytest.mark.blackbox
@@ -86,5 +99,5 @@ def test_key_rotation_is_picked_up_by_keycloak(stack: Stack):
         assert "kid" not in jwt.get_unverified_header(without_kid)
         with stack.client() as http:
             response = http.post(stack.token_endpoint(), data={"grant_type": "client_credentials", "scope": "mcp:tools",
-                                                                 **form_fields(without_kid)})
+                                                                 **form_fields(without_kid)}, headers=proof(stack))
         assert response.status_code == 200, response.text

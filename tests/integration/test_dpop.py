@@ -3,7 +3,11 @@
 The machine client asks for a token with a DPoP proof at the token endpoint; Keycloak binds the
 token to the proof's key (`token_type: DPoP`, `cnf.jkt`). The MCP server (MCP_DPOP=allowed, the
 sandbox's mode) then takes it only with a fresh proof from that key: not as Bearer, not with
-someone else's proof, not twice with the same proof."""
+someone else's proof, not twice with the same proof.
+
+Which clients must use DPoP is the realm's decision (docs/decisions.md): the demo agent's own
+identities (`mcp-agent`, `mcp-machine-agent`, its CIMD document) require it, their Bearer-allowed
+twins in the sandbox realm (`mcp-bearer-client`, `mcp-machine-bearer`, `agents/demo-bearer`) do not."""
 
 from __future__ import annotations
 
@@ -17,12 +21,15 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from cimd_host.keys import current_key
+from mcp_agent.assertion import client_assertion, form_fields
 from mcp_server.dpop import access_token_hash, thumbprint
 from tests.support.downstream import PASSWORDS, mcp_server_client, token_exchange
-from tests.support.login import authorize, exchange
+from tests.support.login import BEARER_CLIENT, Authorization, authorize, exchange
 from tests.support.secrets import remember
 from tests.support.stack import Stack
-from tests.support.tokens import request_token
+from tests.support.tokens import CLIENT_ID as MACHINE_BEARER_CLIENT
+from tests.support.tokens import DEMO_MACHINE_CLIENT_ID, request_token
 
 GET_TIME = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "get_time", "arguments": {}}}
 
@@ -47,7 +54,8 @@ def call(stack: Stack, authorization: str, *proofs: str, body: dict[str, Any] = 
 def alice_bound_to(stack: Stack, key: Any) -> str:
     """alice's access token for the MCP server, bound to `key` (a DPoP proof with the code exchange)."""
     with stack.client() as http:
-        grant = authorize(http, stack, "alice", stack.secret(PASSWORDS["alice"]), scope="openid mcp:tools")
+        grant = authorize(http, stack, "alice", stack.secret(PASSWORDS["alice"]), client_id="mcp-agent",
+                          scope="openid mcp:tools")
         tokens = exchange(http, stack, grant, headers={"DPoP": proof(key, "POST", stack.token_endpoint())})
     remember(tokens["access_token"], tokens.get("refresh_token"))
     assert tokens["token_type"] == "DPoP"
@@ -57,7 +65,8 @@ def alice_bound_to(stack: Stack, key: Any) -> str:
 @pytest.mark.blackbox  # the machine client's key and the public URLs: make test-remote runs it too
 def test_keycloak_binds_the_token_and_the_mcp_server_checks_the_binding(stack: Stack):
     key = ec.generate_private_key(ec.SECP256R1())
-    issued = request_token(stack, headers={"DPoP": proof(key, "POST", stack.token_endpoint())})
+    issued = request_token(stack, client_id=DEMO_MACHINE_CLIENT_ID,
+                           headers={"DPoP": proof(key, "POST", stack.token_endpoint())})
     assert issued.status_code == 200, issued.text
     assert issued.json()["token_type"] == "DPoP"
     token = issued.json()["access_token"]
@@ -104,7 +113,7 @@ def test_prm_advertises_dpop_and_bearer_clients_keep_working(stack: Stack):
     with stack.client() as http:
         document = http.get(f"{stack.mcp_origin}/.well-known/oauth-protected-resource/mcp").json()
     assert "ES256" in document["dpop_signing_alg_values_supported"]
-    issued = request_token(stack)
+    issued = request_token(stack)  # the Bearer-allowed twin: no proof, a Bearer token
     assert issued.json()["token_type"] == "Bearer"
     as_bearer = call(stack, f"Bearer {issued.json()['access_token']}")
     if stack.remote is not None and document.get("dpop_bound_access_tokens_required") is True:
@@ -140,3 +149,98 @@ def test_an_api_backed_tool_tells_a_dpop_bound_caller_why_it_cannot_act_for_them
     result = answered.json()["result"]
     assert result["isError"] is True
     assert "cannot act for a DPoP-bound session" in result["content"][0]["text"]
+
+
+# --- which clients must use DPoP: the realm's decision (issue 20.1) --------------------------
+
+
+DEMO_CIMD = "/agents/demo/metadata.json"
+BEARER_CIMD = "/agents/demo-bearer/metadata.json"
+
+
+def assert_refused_without_a_proof(response: httpx2.Response) -> None:
+    """Keycloak 26.7.3's answer to a token request without a proof from a client that requires
+    DPoP (`dpop.bound.access.tokens`): no token, `invalid_request` naming the missing proof (RFC
+    9449 §5 keeps `invalid_dpop_proof` for a proof that is there but wrong)."""
+    assert response.status_code == 400, response.text
+    assert response.json() == {"error": "invalid_request", "error_description": "DPoP proof is missing"}
+
+
+def assert_bound(response: httpx2.Response, key: Any) -> None:
+    assert response.status_code == 200, response.text
+    remember(response.json()["access_token"], response.json().get("refresh_token"))
+    assert response.json()["token_type"] == "DPoP"
+    claims = jwt.decode(response.json()["access_token"], options={"verify_signature": False})
+    assert claims["cnf"]["jkt"] == thumbprint(jwk_of(key))
+
+
+def assert_bearer(response: httpx2.Response) -> None:
+    assert response.status_code == 200, response.text
+    remember(response.json()["access_token"], response.json().get("refresh_token"))
+    assert response.json()["token_type"] == "Bearer"
+    assert "cnf" not in jwt.decode(response.json()["access_token"], options={"verify_signature": False})
+
+
+def code_exchange(stack: Stack, grant: Authorization, headers: dict[str, str],
+                  client_auth: dict[str, str] | None = None) -> httpx2.Response:
+    with stack.client() as http:
+        return http.post(stack.token_endpoint(), headers=headers, data={
+            "grant_type": "authorization_code", "code": grant.code, "redirect_uri": grant.redirect_uri,
+            "client_id": grant.client_id, "code_verifier": grant.verifier, **(client_auth or {})})
+
+
+def alice_code(stack: Stack, client_id: str) -> Authorization:
+    """A code for alice, from a login of its own (a new browser session each time)."""
+    with stack.client() as http:
+        return authorize(http, stack, "alice", stack.secret(PASSWORDS["alice"]), client_id=client_id,
+                         scope="openid mcp:tools")
+
+
+@pytest.mark.blackbox  # the shared realm's machine client and its key: a deployment has it too
+def test_the_demo_agents_machine_client_requires_a_proof(stack: Stack):
+    """mcp-machine-agent (client credentials, private_key_jwt): without a proof Keycloak refuses
+    the token request; with one the token is bound to the proof's key."""
+    assert_refused_without_a_proof(request_token(stack, client_id=DEMO_MACHINE_CLIENT_ID))
+    key = ec.generate_private_key(ec.SECP256R1())
+    assert_bound(request_token(stack, client_id=DEMO_MACHINE_CLIENT_ID,
+                               headers={"DPoP": proof(key, "POST", stack.token_endpoint())}), key)
+
+
+def test_the_demo_agents_preregistered_client_requires_a_proof(stack: Stack):
+    """mcp-agent (public, code + PKCE): the code exchange without a proof is refused, with one the
+    token is bound."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    assert_refused_without_a_proof(code_exchange(stack, alice_code(stack, "mcp-agent"), {}))
+    assert_bound(code_exchange(stack, alice_code(stack, "mcp-agent"), {"DPoP": proof(key, "POST", stack.token_endpoint())}),
+                 key)
+
+
+def test_the_demo_agents_cimd_document_requires_a_proof(stack: Stack):
+    """The document says `dpop_bound_access_tokens: true` (RFC 9449 §5.2), and Keycloak holds the
+    client it makes from it to that: a code exchange with a valid private_key_jwt assertion but no
+    proof is refused."""
+    with stack.client() as http:
+        document = http.get(stack.cimd_origin + DEMO_CIMD).json()
+    assert document["dpop_bound_access_tokens"] is True
+    client_id = stack.cimd_origin + DEMO_CIMD
+    grant = alice_code(stack, client_id)
+    kid, pem = current_key(stack.key_dir("demo"))
+    assertion = client_assertion(client_id=client_id, audience=stack.issuer, key_id=kid, private_key=pem)
+    remember(assertion)
+    assert_refused_without_a_proof(code_exchange(stack, grant, {}, client_auth=form_fields(assertion)))
+
+
+def test_the_bearer_twins_issue_bearer_tokens_without_a_proof(stack: Stack):
+    """The sandbox's twins for Bearer-only software (the tests' helpers, the TypeScript SDK 1.x):
+    the same flows as the demo agent's identities, no proof, an unbound Bearer token."""
+    assert_bearer(request_token(stack, client_id=MACHINE_BEARER_CLIENT))
+    assert_bearer(code_exchange(stack, alice_code(stack, BEARER_CLIENT), {}))
+    with stack.client() as http:
+        document = http.get(stack.cimd_origin + BEARER_CIMD).json()
+    assert "dpop_bound_access_tokens" not in document
+    client_id = stack.cimd_origin + BEARER_CIMD
+    grant = alice_code(stack, client_id)
+    kid, pem = current_key(stack.key_dir("demo"))  # the demo agent's own key
+    assertion = client_assertion(client_id=client_id, audience=stack.issuer, key_id=kid, private_key=pem)
+    remember(assertion)
+    assert_bearer(code_exchange(stack, grant, {}, client_auth=form_fields(assertion)))

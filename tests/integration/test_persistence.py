@@ -13,7 +13,7 @@ from testcontainers.compose import DockerCompose
 
 from tests.support.dcr import registered
 from tests.support.keycloak import delete_clients, kcadm_json
-from tests.support.login import authorize, exchange
+from tests.support.login import BEARER_CLIENT, authorize, exchange
 from tests.support.logs import archive
 from tests.support.mcp import rpc
 from tests.support.secrets import remember
@@ -35,7 +35,7 @@ def test_users_consents_clients_and_refresh_tokens_survive_replacing_every_conta
     cimd_url = f"{stack.cimd_origin}/agents/demo/metadata.json"
     existed = {c["clientId"] for c in kcadm_json(compose, stack, "get", "clients", "-r", "mcp", "--fields", "clientId")}
     with stack.client(follow_redirects=False) as http:
-        grant = authorize(http, stack, "alice", stack.secret("demo-user-password"))  # consents to mcp-agent
+        grant = authorize(http, stack, "alice", stack.secret("demo-user-password"))  # consents to mcp-bearer-client
         tokens = exchange(http, stack, grant)
         # Keycloak makes a client from the CIMD document at the first authorization request.
         page = http.get(f"{stack.issuer}/protocol/openid-connect/auth?" + urlencode({
@@ -53,14 +53,14 @@ def test_users_consents_clients_and_refresh_tokens_survive_replacing_every_conta
 
         with stack.client() as http:
             refreshed = http.post(stack.token_endpoint(), data={
-                "grant_type": "refresh_token", "refresh_token": tokens["refresh_token"], "client_id": "mcp-agent"})
+                "grant_type": "refresh_token", "refresh_token": tokens["refresh_token"], "client_id": BEARER_CLIENT})
         assert refreshed.status_code == 200, refreshed.text
         remember(refreshed.json()["access_token"], refreshed.json().get("refresh_token"))
         assert rpc(stack, f"Bearer {refreshed.json()['access_token']}").status_code == 200
         (still_alice,) = kcadm_json(compose, stack, "get", "users", "-r", "mcp", "-q", "username=alice", "-q", "exact=true")
         assert still_alice["id"] == alice["id"]
         consents = kcadm_json(compose, stack, "get", f"users/{alice['id']}/consents", "-r", "mcp")
-        assert "mcp-agent" in {c["clientId"] for c in consents}
+        assert BEARER_CLIENT in {c["clientId"] for c in consents}
         found = {c["clientId"] for c in kcadm_json(compose, stack, "get", "clients", "-r", "mcp", "--fields", "clientId")}
         if cimd_url not in existed:
             delete_clients(compose, stack, cimd_url)

@@ -22,7 +22,7 @@ from testcontainers.compose import DockerCompose
 
 from tests.support.dcr import registered
 from tests.support.keycloak import kcadm, kcadm_json
-from tests.support.login import authorize, exchange
+from tests.support.login import BEARER_CLIENT, authorize, exchange
 from tests.support.secrets import remember
 from tests.support.stack import ROOT, Stack
 from tests.support.tokens import CLIENT_ID, request_token
@@ -139,7 +139,7 @@ def test_a_changed_scope_and_policy_take_effect_with_users_and_clients_intact(st
             # carries the new claim), alice, her consent, the DCR and the machine client are the same.
             with stack.client() as http:
                 refreshed = http.post(stack.token_endpoint(), data={
-                    "grant_type": "refresh_token", "refresh_token": tokens["refresh_token"], "client_id": "mcp-agent"})
+                    "grant_type": "refresh_token", "refresh_token": tokens["refresh_token"], "client_id": BEARER_CLIENT})
             assert refreshed.status_code == 200, refreshed.text
             remember(refreshed.json()["access_token"], refreshed.json().get("refresh_token"))
             claims = jwt.decode(refreshed.json()["access_token"], options={"verify_signature": False})
@@ -149,7 +149,7 @@ def test_a_changed_scope_and_policy_take_effect_with_users_and_clients_intact(st
                                         "-q", "exact=true")
             assert still_alice == alice
             consents = kcadm_json(compose, stack, "get", f"users/{alice['id']}/consents", "-r", "mcp")
-            assert "mcp-agent" in {c["clientId"] for c in consents}
+            assert BEARER_CLIENT in {c["clientId"] for c in consents}
             assert kcadm_json(compose, stack, "get", "clients", "-r", "mcp", "-q", f"clientId={dcr_client}")
             (still_machine,) = kcadm_json(compose, stack, "get", "clients", "-r", "mcp", "-q", f"clientId={CLIENT_ID}")
             assert still_machine["id"] == machine["id"]

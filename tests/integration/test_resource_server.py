@@ -12,7 +12,7 @@ from testcontainers.compose import DockerCompose
 from tests.support.keycloak import services
 from tests.support.mcp import TOOL_NAMES, rpc
 from tests.support.stack import Stack
-from tests.support.tokens import ADMIN_CLIENT_ID, token
+from tests.support.tokens import ADMIN_CLIENT_ID, CLIENT_ID, token
 
 pytestmark = pytest.mark.blackbox
 
@@ -34,7 +34,7 @@ async def test_sdk_client_calls_get_time_and_whoami_with_a_keycloak_token(stack:
             assert not now.is_error
             who = await client.call_tool("whoami", {})
     info = who.structured_content
-    assert info["client_id"] == "mcp-machine-agent"
+    assert info["client_id"] == CLIENT_ID
     assert info["issuer"] == stack.issuer
     assert stack.resource_url in info["audience"]
 

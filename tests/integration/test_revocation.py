@@ -17,7 +17,7 @@ import pytest
 from testcontainers.compose import DockerCompose
 
 from tests.support.keycloak import kcadm, kcadm_json
-from tests.support.login import authorize, exchange
+from tests.support.login import BEARER_CLIENT, authorize, exchange
 from tests.support.mcp import rpc
 from tests.support.stack import Stack
 
@@ -51,14 +51,14 @@ def refused_within(stack: Stack, access_token: str, bound: float) -> float:
 def revoke_refresh_token(stack: Stack, http: httpx2.Client, tokens: dict) -> None:
     """RFC 7009: the agent signs out; Keycloak removes the session behind the refresh token."""
     response = http.post(f"{stack.issuer}/protocol/openid-connect/revoke",
-                         data={"token": tokens["refresh_token"], "token_type_hint": "refresh_token", "client_id": "mcp-agent"})
+                         data={"token": tokens["refresh_token"], "token_type_hint": "refresh_token", "client_id": BEARER_CLIENT})
     assert response.status_code == 200, response.text
 
 
 def log_out(stack: Stack, http: httpx2.Client, tokens: dict) -> None:
     """OpenID Connect RP-initiated logout, as a client sends it without a browser."""
     response = http.post(f"{stack.issuer}/protocol/openid-connect/logout",
-                         data={"client_id": "mcp-agent", "refresh_token": tokens["refresh_token"]})
+                         data={"client_id": BEARER_CLIENT, "refresh_token": tokens["refresh_token"]})
     assert response.status_code == 204, response.text
 
 

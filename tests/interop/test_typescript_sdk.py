@@ -19,6 +19,7 @@ from tests.support.keys import restored_afterwards
 from tests.support.mcp import TOOL_NAMES
 from tests.support.notes import assert_a_notes_round_trip
 from tests.support.stack import ROOT, Stack
+from tests.support.tokens import CLIENT_ID as MACHINE_BEARER_CLIENT
 
 NODE_DIR = ROOT / "tests" / "interop" / "node"
 
@@ -36,7 +37,9 @@ def node(stack: Stack, script: str, *args: str) -> dict:
 
 def machine_flow(stack: Stack) -> dict:
     kid, _ = current_key(stack.key_dir("machine"))
-    return node(stack, "ts-machine.mjs", stack.resource_url, "mcp-machine-agent",
+    # Bearer only: the sandbox's Bearer-allowed twin of mcp-machine-agent (same key), which
+    # requires DPoP (docs/decisions.md, "Which clients must use DPoP").
+    return node(stack, "ts-machine.mjs", stack.resource_url, MACHINE_BEARER_CLIENT,
                 str(key_path(stack.key_dir("machine"), kid)), stack.issuer)
 
 
@@ -65,12 +68,14 @@ def test_typescript_sdk_machine_flow_right_after_rotate_keys(stack: Stack):
 @pytest.mark.matrix("TypeScript SDK 1.x", "CIMD")
 @pytest.mark.matrix("TypeScript SDK 1.x", "notes API")
 async def test_typescript_sdk_authorization_code_with_cimd_and_private_key_jwt(stack: Stack):
-    """The SDK's clientMetadataUrl (CIMD) with the demo agent's document, which says
-    private_key_jwt: the SDK's createPrivateKeyJwtAuth signs every token request. A real browser
-    plays the user (alice: login and consent). Then the notes tools, which the MCP server serves by
-    calling the notes API as alice with a token it exchanged for hers."""
+    """The SDK's clientMetadataUrl (CIMD) with the demo agent's key and a document that says
+    private_key_jwt: the SDK's createPrivateKeyJwtAuth signs every token request. The document is
+    the sandbox's Bearer-allowed twin of the demo agent's (`agents/demo-bearer`: the same key and
+    redirect URIs, no `dpop_bound_access_tokens`), since the SDK 1.x speaks Bearer only. A real
+    browser plays the user (alice: login and consent). Then the notes tools, which the MCP server
+    serves by calling the notes API as alice with a token it exchanged for hers."""
     kid, _ = current_key(stack.key_dir("demo"))
-    client_id = f"{stack.cimd_origin}/agents/demo/metadata.json"
+    client_id = f"{stack.cimd_origin}/agents/demo-bearer/metadata.json"
     result, query = await sign_in_and_run(
         stack,
         [str(NODE_DIR / "node_modules" / ".bin" / "node"), "--require", "./localhost.cjs", "ts-cimd.mjs",

@@ -12,7 +12,7 @@ from __future__ import annotations
 import pytest
 from testcontainers.compose import DockerCompose
 
-from tests.support.login import authorize, exchange
+from tests.support.login import BEARER_CLIENT, authorize, exchange
 from tests.support.logs import all_logs
 from tests.support.secrets import USED, remember
 from tests.support.stack import STATE, Stack
@@ -34,7 +34,7 @@ def test_no_secret_the_run_used_appears_in_any_log(stack: Stack, compose: Docker
         grant = authorize(http, stack, "alice", user)  # the code travels in a 302 Location header
         tokens = exchange(http, stack, grant)
         refreshed = http.post(stack.token_endpoint(), data={
-            "grant_type": "refresh_token", "refresh_token": tokens["refresh_token"], "client_id": "mcp-agent"})
+            "grant_type": "refresh_token", "refresh_token": tokens["refresh_token"], "client_id": BEARER_CLIENT})
         assert refreshed.status_code == 200, refreshed.text
         remember(refreshed.json()["access_token"], refreshed.json()["refresh_token"])
         # C28 says never put a token in a URL; a careless client does, and the server refuses it.

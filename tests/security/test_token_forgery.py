@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from tests.support.login import authorize, exchange
 from tests.support.mcp import rpc
 from tests.support.stack import Stack
-from tests.support.tokens import token
+from tests.support.tokens import DEMO_MACHINE_CLIENT_ID, token
 
 pytestmark = pytest.mark.blackbox
 
@@ -125,7 +125,7 @@ def test_token_without_this_server_in_its_audience_is_refused(stack: Stack):
 def test_token_from_another_realm_is_refused(stack: Stack):
     """Same client, same key, audience mapper to this server — but another issuer, whose signing
     keys are not this issuer's (the unit table covers a wrong `iss` under a known key)."""
-    access_token = token(stack, realm="other")
+    access_token = token(stack, realm="other", client_id=DEMO_MACHINE_CLIENT_ID)  # realm other: Bearer allowed
     claims = jwt.decode(access_token, options={"verify_signature": False})
     assert stack.resource_url in (claims["aud"] if isinstance(claims["aud"], list) else [claims["aud"]])
     assert claims["iss"] != stack.issuer

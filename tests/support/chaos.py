@@ -25,7 +25,7 @@ from testcontainers.compose import DockerCompose
 
 from tests.support.downstream import PASSWORDS
 from tests.support.keycloak import kcadm, kcadm_json
-from tests.support.login import authorize, exchange
+from tests.support.login import BEARER_CLIENT, authorize, exchange
 from tests.support.secrets import remember
 from tests.support.stack import Stack
 from tests.support.tokens import request_token
@@ -96,7 +96,7 @@ def _alice_renewed(stack: Stack, tokens: dict[str, str]) -> dict[str, str] | Non
     try:
         with stack.client() as http:
             response = http.post(stack.token_endpoint(), data={
-                "grant_type": "refresh_token", "refresh_token": tokens["refresh_token"], "client_id": "mcp-agent"})
+                "grant_type": "refresh_token", "refresh_token": tokens["refresh_token"], "client_id": BEARER_CLIENT})
         if response.status_code == 200:
             renewed = response.json()
             remember(renewed.get("access_token"), renewed.get("refresh_token"))

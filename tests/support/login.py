@@ -1,5 +1,9 @@
 """The authorization-code flow without a browser: Keycloak's login and consent forms posted
-with httpx2, for tests that need a code (and its traces in the logs) but no JavaScript."""
+with httpx2, for tests that need a code (and its traces in the logs) but no JavaScript.
+
+By default as `mcp-bearer-client`, the sandbox's Bearer-allowed twin of the demo agent's
+`mcp-agent` (which requires DPoP: docs/decisions.md, "Which clients must use DPoP"): these tests
+send the token as `Bearer`. A test about `mcp-agent` itself passes its id and a DPoP proof."""
 
 from __future__ import annotations
 
@@ -14,7 +18,10 @@ from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit
 import httpx2
 
 from tests.support.secrets import remember
-from tests.support.stack import Stack
+from tests.support.stack import Stack, skip_remote
+
+# The sandbox realm's Bearer-allowed twin of mcp-agent (services/keycloak/realm/sandbox/).
+BEARER_CLIENT = "mcp-bearer-client"
 
 FORM_ACTION = re.compile(r'<form[^>]*action="([^"]+)"')
 
@@ -33,9 +40,11 @@ def form_action(page: httpx2.Response) -> str:
     return urljoin(str(page.url), html.unescape(match.group(1)))
 
 
-def authorize(http: httpx2.Client, stack: Stack, username: str, password: str, *, client_id: str = "mcp-agent",
+def authorize(http: httpx2.Client, stack: Stack, username: str, password: str, *, client_id: str = BEARER_CLIENT,
               scope: str = "openid mcp:tools offline_access", redirect_uri: str | None = None) -> Authorization:
     """Log in and consent; return the code from the redirect (Keycloak's 302 Location)."""
+    if client_id == BEARER_CLIENT:
+        skip_remote(f"the sandbox's Bearer-allowed test client {BEARER_CLIENT} (a deployment's mcp-agent requires DPoP)")
     redirect_uri = redirect_uri or stack.callback_url
     verifier = secrets.token_urlsafe(48)
     challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()

@@ -1,5 +1,10 @@
-"""Tokens from the real Keycloak for tests: the pre-registered machine client, client
-credentials with a private_key_jwt assertion (RFC 7523) signed with its current key."""
+"""Tokens from the real Keycloak for tests: a pre-registered machine client, client credentials
+with a private_key_jwt assertion (RFC 7523) signed with its current key.
+
+By default as `mcp-machine-bearer`, the sandbox's Bearer-allowed twin of the demo agent's
+`mcp-machine-agent` (same key, scopes and role; `mcp-machine-agent` requires DPoP: docs/decisions.md,
+"Which clients must use DPoP"). A test about `mcp-machine-agent` itself passes its id and a proof
+in `headers`."""
 
 from __future__ import annotations
 
@@ -8,9 +13,11 @@ import httpx2
 from cimd_host.keys import current_key
 from mcp_agent.assertion import client_assertion, form_fields
 from tests.support.secrets import remember
-from tests.support.stack import Stack
+from tests.support.stack import Stack, skip_remote
 
-CLIENT_ID = "mcp-machine-agent"
+# The sandbox realm's Bearer-allowed twin of mcp-machine-agent; the demo agent's own machine client.
+CLIENT_ID = "mcp-machine-bearer"
+DEMO_MACHINE_CLIENT_ID = "mcp-machine-agent"
 # The only machine client whose service account holds mcp-admin; it has a key of its own.
 ADMIN_CLIENT_ID = "mcp-machine-admin"
 KEYS = {ADMIN_CLIENT_ID: "machine-admin"}
@@ -19,6 +26,8 @@ KEYS = {ADMIN_CLIENT_ID: "machine-admin"}
 def request_token(stack: Stack, *, realm: str = "mcp", key_id: str | None = None, pem: bytes | None = None,
                   scope: str | None = "mcp:tools", client_id: str = CLIENT_ID,
                   headers: dict[str, str] | None = None) -> httpx2.Response:
+    if client_id == CLIENT_ID:
+        skip_remote(f"the sandbox's Bearer-allowed test client {CLIENT_ID} (a deployment's mcp-machine-agent requires DPoP)")
     current_kid, current_pem = current_key(stack.key_dir(KEYS.get(client_id, "machine")))
     assertion = client_assertion(
         client_id=client_id,

@@ -22,9 +22,15 @@ SHORT_FIELDS = {"name", "description", "clientId"}
 
 PRODUCTION, SANDBOX = rendered("production"), rendered("sandbox")
 # The clients only the tests need: a shared secret, no MCP audience, 1 s tokens, a confidential
-# agent with a per-checkout secret. None of them may reach a deployment.
+# agent with a per-checkout secret, and the Bearer-allowed twins of the demo agent's clients. None
+# of them may reach a deployment.
 TEST_ONLY_CLIENTS = {"mcp-machine-agent-secret", "mcp-machine-agent-no-audience", "mcp-machine-agent-short-lived",
-                     "mcp-agent-confidential"}
+                     "mcp-agent-confidential", "mcp-bearer-client", "mcp-machine-bearer"}
+# The demo agent's own identities: DPoP-bound tokens required (RFC 9449; docs/decisions.md, "Which
+# clients must use DPoP"). Each Bearer-allowed twin: (the original, the attributes it drops).
+DEMO_AGENT_CLIENTS = {"mcp-agent", "mcp-machine-agent"}
+BEARER_TWINS = {"mcp-bearer-client": "mcp-agent", "mcp-machine-bearer": "mcp-machine-agent"}
+REQUIRES_DPOP = "dpop.bound.access.tokens"
 DEMO_USERS = {"alice", "ada", "nora"}
 # Keycloak's own clients, declared to be disabled; and the MCP server itself (the audience, never a requester).
 BUILT_IN_CLIENTS = {"admin-cli", "security-admin-console"}
@@ -100,6 +106,30 @@ def test_production_has_none_of_the_test_only_clients_and_nothing_like_them():
     without = [name for name, client in mcp.items() if name not in BUILT_IN_CLIENTS | {RESOURCE_CLIENT, API_CLIENT}
                and not audience & {*client.get("defaultClientScopes", []), *client.get("optionalClientScopes", [])}]
     assert without == []
+
+
+@pytest.mark.parametrize("name", ["production", "sandbox"])
+def test_the_demo_agents_clients_require_dpop(name: str):
+    """Issue 20.1: a token request by the demo agent's pre-registered clients without a DPoP proof
+    is refused by Keycloak (tested against it in integration/test_dpop.py)."""
+    mcp = clients(realm_of(rendered(name), "mcp"))
+    assert {client: mcp[client]["attributes"].get(REQUIRES_DPOP) for client in DEMO_AGENT_CLIENTS} == \
+        dict.fromkeys(DEMO_AGENT_CLIENTS, "true")
+
+
+def test_the_bearer_twins_are_their_originals_without_required_dpop():
+    """The twins prove what their originals would prove for Bearer-only software: same flows,
+    keys, redirect URIs, scopes and service-account roles; only the DPoP requirement differs."""
+    sandbox = realm_of(SANDBOX, "mcp")
+    every = clients(sandbox)
+    roles = {user["serviceAccountClientId"]: user["realmRoles"] for user in sandbox["users"]
+             if user.get("serviceAccountClientId")}
+    for twin, original in BEARER_TWINS.items():
+        assert REQUIRES_DPOP not in every[twin]["attributes"]
+        same = {key: value for key, value in every[original].items() if key not in ("clientId", "name", "description")}
+        same["attributes"] = {k: v for k, v in same["attributes"].items() if k != REQUIRES_DPOP}
+        assert {key: every[twin].get(key) for key in same} == same, twin
+        assert roles.get(twin) == roles.get(original), twin
 
 
 # The sandbox profile: production, plus exactly the sandbox's additions

@@ -1,6 +1,6 @@
 """cimd-host: make the agents' keys and render what https://cimd.localhost serves.
 
-    python -m cimd_host --state .local render
+    python -m cimd_host --state .local render [--sandbox]
     python -m cimd_host --state .local rotate --agent demo
 
 The origin and the agent's callback port come from CIMD_ORIGIN and AGENT_CALLBACK_PORT (compose/.env,
@@ -43,8 +43,9 @@ def _write(path: Path, body: bytes) -> None:
     tmp.replace(path)
 
 
-def render(state: Path, origin: str, callback_port: int) -> list[Path]:
-    """Render the public files; create keys that do not exist yet. Idempotent."""
+def render(state: Path, origin: str, callback_port: int, *, sandbox: bool = False) -> list[Path]:
+    """Render the public files; create keys that do not exist yet. Idempotent. `sandbox` adds the
+    demo agent's Bearer-allowed twin document, which only the sandbox's tests use."""
     public = state / "cimd-public"
     written = []
     for agent, where in PUBLISHED.items():
@@ -57,6 +58,11 @@ def render(state: Path, origin: str, callback_port: int) -> list[Path]:
     target = public / "agents" / "demo" / "metadata.json"
     _write(target, cimd.validate(url, cimd.demo_agent_document(origin, callback_port)))
     written.append(target)
+    if sandbox:
+        url = cimd.metadata_url(origin, cimd.BEARER_TWIN)
+        target = public / "agents" / cimd.BEARER_TWIN / "metadata.json"
+        _write(target, cimd.validate(url, cimd.demo_agent_document(origin, callback_port, require_dpop=False)))
+        written.append(target)
     for data in sorted(CLIENTS_DIR.glob("*.json")):
         document = cimd.third_party_document(origin, data.stem, json.loads(data.read_text()))
         target = public / "clients" / data.stem / "metadata.json"
@@ -70,6 +76,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--state", type=Path, default=Path(".local"))
     sub = parser.add_subparsers(dest="command", required=True)
     r = sub.add_parser("render", help="create missing keys, write metadata documents and JWKS")
+    r.add_argument("--sandbox", action="store_true",
+                   help="also the demo agent's Bearer-allowed twin document (the sandbox's tests only)")
     rot = sub.add_parser("rotate", help="add a new key for an agent and sign with it from now on")
     rot.add_argument("--agent", choices=AGENTS, default="demo")
     rot.add_argument("--keep", type=int, default=2, help="how many newest keys stay published (default 2)")
@@ -88,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         published = len(key_directory(args.state, args.agent).keys())
         print(f"{args.agent}: signing with new key {new.kid}; {published} keys published")
         return 0
-    for path in render(args.state, args.origin, args.callback_port):
+    for path in render(args.state, args.origin, args.callback_port, sandbox=args.sandbox):
         print(f"rendered {path}")
     return 0
 

@@ -22,6 +22,7 @@ ALLOWED_FIELDS = frozenset(
         "token_endpoint_auth_signing_alg",
         "jwks_uri",
         "scope",
+        "dpop_bound_access_tokens",
     }
 )
 # CIMD -02 §4.1 and Keycloak's default upper-limit-metadata-bytes.
@@ -36,10 +37,16 @@ def jwks_url(origin: str, agent: str) -> str:
     return f"{origin}/agents/{agent}/jwks.json"
 
 
-def demo_agent_document(origin: str, callback_port: int) -> dict[str, object]:
-    return {
-        "client_id": metadata_url(origin, "demo"),
-        "client_name": "MCP sandbox demo agent",
+# The demo agent's Bearer-allowed twin document (sandbox only): the same key and redirect URIs
+# without `dpop_bound_access_tokens`, for the Bearer-only clients of the tests (TypeScript SDK 1.x)
+# that sign in as a private_key_jwt CIMD client. docs/decisions.md, "Which clients must use DPoP".
+BEARER_TWIN = "demo-bearer"
+
+
+def demo_agent_document(origin: str, callback_port: int, *, require_dpop: bool = True) -> dict[str, object]:
+    document: dict[str, object] = {
+        "client_id": metadata_url(origin, "demo" if require_dpop else BEARER_TWIN),
+        "client_name": "MCP sandbox demo agent" if require_dpop else "MCP sandbox demo agent (Bearer allowed, tests)",
         # RFC 8252 §7.3 loopback redirects; the agent listens on this port (AGENT_CALLBACK_PORT).
         "redirect_uris": [
             f"http://127.0.0.1:{callback_port}/callback",
@@ -59,6 +66,11 @@ def demo_agent_document(origin: str, callback_port: int) -> dict[str, object]:
         # offline_access: the agent keeps working after the browser session ends (refresh tokens).
         "scope": "mcp:connect mcp:tools mcp:audit mcp:admin offline_access",
     }
+    if require_dpop:
+        # RFC 9449 §5.2: Keycloak (26.7.3) makes the client it creates from this document refuse a
+        # token request without a DPoP proof, so every token issued to the demo agent is bound.
+        document["dpop_bound_access_tokens"] = True
+    return document
 
 
 # What a third-party client's document may ask for (cimd-host/clients/README.md).

@@ -18,6 +18,21 @@ def test_demo_document_is_valid_small_and_self_referencing():
     assert document["jwks_uri"] == cimd.jwks_url(ORIGIN, "demo")
     assert all(u.startswith("http://127.0.0.1:") or u.startswith("http://localhost:") for u in document["redirect_uris"])
     assert len(body) < cimd.MAX_BYTES
+    # RFC 9449 §5.2: the demo agent's own identity requires DPoP-bound tokens.
+    assert document["dpop_bound_access_tokens"] is True
+
+
+def test_the_bearer_twin_is_the_demo_document_without_required_dpop():
+    """The sandbox's Bearer-allowed twin (for Bearer-only test clients): its own URL, the same key,
+    redirect URIs and scopes, and no `dpop_bound_access_tokens`."""
+    demo = cimd.demo_agent_document(ORIGIN, 8976)
+    twin_url = cimd.metadata_url(ORIGIN, cimd.BEARER_TWIN)
+    twin = json.loads(cimd.validate(twin_url, cimd.demo_agent_document(ORIGIN, 8976, require_dpop=False)))
+    assert twin["client_id"] == twin_url != demo["client_id"]
+    assert "dpop_bound_access_tokens" not in twin
+    same = {key for key in demo if key not in ("client_id", "client_name", "dpop_bound_access_tokens")}
+    assert {key: twin[key] for key in same} == {key: demo[key] for key in same}
+    assert twin["jwks_uri"] == cimd.jwks_url(ORIGIN, "demo")
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,7 @@
 import json
 import stat
 
+from cimd_host import cimd
 from cimd_host.__main__ import render
 from cimd_host.keys import KeyDirectory
 
@@ -19,6 +20,15 @@ def test_render_creates_keys_once_and_publishes_only_public_parts(tmp_path):
     assert "PRIVATE KEY" not in served
     assert '"d"' not in served
     assert not list(public.rglob("*.pem"))
+
+
+def test_only_the_sandbox_render_publishes_the_bearer_twin(tmp_path):
+    render(tmp_path / "production", "https://cimd.example.com", 8976)
+    assert not (tmp_path / "production" / "cimd-public" / "agents" / cimd.BEARER_TWIN).exists()
+    written = render(tmp_path / "sandbox", "https://cimd.localhost", 8976, sandbox=True)
+    twin = tmp_path / "sandbox" / "cimd-public" / "agents" / cimd.BEARER_TWIN / "metadata.json"
+    assert twin in written
+    assert "dpop_bound_access_tokens" not in json.loads(twin.read_text())
 
 
 def test_rotation_publishes_both_keys_and_signs_with_the_new_one(tmp_path):
