@@ -14,7 +14,8 @@ from mcp.client.streamable_http import streamable_http_client
 
 from tests.support.downstream import call_tool, claims, tool_error, tool_payload, user_token
 from tests.support.stack import Stack
-from tests.support.tokens import token as machine_token
+from tests.support.tokens import CLIENT_ID as MACHINE_CLIENT
+from tests.support.tokens import token
 
 
 @pytest.mark.blackbox
@@ -71,6 +72,6 @@ def test_a_user_without_the_notes_permission_is_told_so_by_the_tool(stack: Stack
 def test_a_client_credentials_caller_takes_the_same_path_and_its_service_accounts_roles_decide(stack: Stack):
     """Decided (docs/decisions.md): no special case for machines. The machine client's service
     account holds mcp-user, not notes-user, so the exchange is refused and the tool says so."""
-    message = tool_error(call_tool(stack, machine_token(stack), "add_note", text="from a machine"))
+    message = tool_error(call_tool(stack, token(stack, client_id=MACHINE_CLIENT), "add_note", text="from a machine"))
     assert "Not permitted" in message
     assert "notes:write" in message

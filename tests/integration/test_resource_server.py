@@ -10,6 +10,7 @@ from mcp.client.streamable_http import streamable_http_client
 from testcontainers.compose import DockerCompose
 
 from tests.support.keycloak import services
+from tests.support.login import bearer_client
 from tests.support.mcp import TOOL_NAMES, rpc
 from tests.support.stack import Stack
 from tests.support.tokens import ADMIN_CLIENT_ID, CLIENT_ID, token
@@ -34,7 +35,9 @@ async def test_sdk_client_calls_get_time_and_whoami_with_a_keycloak_token(stack:
             assert not now.is_error
             who = await client.call_tool("whoami", {})
     info = who.structured_content
-    assert info["client_id"] == CLIENT_ID
+    # The client the token was issued to: the machine twin; remotely, the run's registered client.
+    with stack.client() as http:
+        assert info["client_id"] == (CLIENT_ID if stack.remote is None else bearer_client(http, stack))
     assert info["issuer"] == stack.issuer
     assert stack.resource_url in info["audience"]
 

@@ -3,10 +3,14 @@ with httpx2, for tests that need a code (and its traces in the logs) but no Java
 
 By default as `mcp-bearer-client`, the sandbox's Bearer-allowed twin of the demo agent's
 `mcp-agent` (which requires DPoP: docs/decisions.md, "Which clients must use DPoP"): these tests
-send the token as `Bearer`. A test about `mcp-agent` itself passes its id and a DPoP proof."""
+send the token as `Bearer`. A test about `mcp-agent` itself passes its id and a DPoP proof.
+Against a deployment (`make test-remote`), which has no twins, the default is a public client
+registered for the run by anonymous DCR, as a third-party client registers — for which DPoP is
+allowed, not required — and deleted at the end of the run (RFC 7592)."""
 
 from __future__ import annotations
 
+import atexit
 import base64
 import hashlib
 import html
@@ -18,7 +22,7 @@ from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit
 import httpx2
 
 from tests.support.secrets import remember
-from tests.support.stack import Stack, skip_remote
+from tests.support.stack import Stack
 
 # The sandbox realm's Bearer-allowed twin of mcp-agent (services/keycloak/realm/sandbox/).
 BEARER_CLIENT = "mcp-bearer-client"
@@ -40,11 +44,38 @@ def form_action(page: httpx2.Response) -> str:
     return urljoin(str(page.url), html.unescape(match.group(1)))
 
 
-def authorize(http: httpx2.Client, stack: Stack, username: str, password: str, *, client_id: str = BEARER_CLIENT,
+_registered: dict[str, str] = {}  # issuer -> the client registered for this run (make test-remote)
+
+
+def bearer_client(http: httpx2.Client, stack: Stack) -> str:
+    """The Bearer-allowed public client for logins: the twin in the sandbox; remotely, one
+    registered by anonymous DCR once per run (a public client for the code grant on the loopback
+    callback, as the realm's anonymous registration policy allows), deleted when the run ends."""
+    if stack.remote is None:
+        return BEARER_CLIENT
+    if stack.issuer not in _registered:
+        response = http.post(f"{stack.issuer}/clients-registrations/openid-connect", json={
+            "client_name": "mcp-auth-sandbox test-remote", "redirect_uris": [stack.callback_url],
+            "token_endpoint_auth_method": "none", "grant_types": ["authorization_code", "refresh_token"],
+            "response_types": ["code"], "scope": "mcp:tools offline_access", "application_type": "native"})
+        assert response.status_code == 201, f"registering the run's Bearer client: {response.status_code} {response.text}"
+        client = response.json()
+        remember(client["registration_access_token"])
+        _registered[stack.issuer] = client["client_id"]
+        atexit.register(_unregister, stack, client["registration_client_uri"], client["registration_access_token"])
+    return _registered[stack.issuer]
+
+
+def _unregister(stack: Stack, uri: str, registration_token: str) -> None:
+    with stack.client() as http:
+        http.delete(uri, headers={"authorization": f"Bearer {registration_token}"})
+
+
+def authorize(http: httpx2.Client, stack: Stack, username: str, password: str, *, client_id: str | None = None,
               scope: str = "openid mcp:tools offline_access", redirect_uri: str | None = None) -> Authorization:
-    """Log in and consent; return the code from the redirect (Keycloak's 302 Location)."""
-    if client_id == BEARER_CLIENT:
-        skip_remote(f"the sandbox's Bearer-allowed test client {BEARER_CLIENT} (a deployment's mcp-agent requires DPoP)")
+    """Log in and consent; return the code from the redirect (Keycloak's 302 Location). Without
+    `client_id`: as the Bearer-allowed client (`bearer_client`)."""
+    client_id = client_id or bearer_client(http, stack)
     redirect_uri = redirect_uri or stack.callback_url
     verifier = secrets.token_urlsafe(48)
     challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()

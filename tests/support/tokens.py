@@ -46,6 +46,16 @@ def request_token(stack: Stack, *, realm: str = "mcp", key_id: str | None = None
 
 
 def token(stack: Stack, **kwargs) -> str:
+    """An access token for the MCP server with `mcp:tools`, to be sent as `Bearer`: the machine
+    twin's. Against a deployment (make test-remote), which has no Bearer-allowed machine client
+    (anonymous registration cannot make one: no client credentials), a test that asks for no
+    particular client gets alice's, through the run's registered public client (login.py)."""
+    if stack.remote is not None and not kwargs:
+        from tests.support.login import authorize, exchange
+
+        with stack.client(follow_redirects=False) as http:
+            grant = authorize(http, stack, "alice", stack.secret("demo-user-password"), scope="mcp:tools")
+            return str(exchange(http, stack, grant)["access_token"])
     response = request_token(stack, **kwargs)
     assert response.status_code == 200, response.text
     return response.json()["access_token"]
