@@ -44,6 +44,9 @@ class Sample:
     tool: str = "get_time"
 
 
+PROBES = ("client credentials", "login")  # what the probe tries, once a second each
+
+
 @dataclass
 class Timeline:
     """What happened when: the phases, the tool calls and the probes."""
@@ -57,6 +60,18 @@ class Timeline:
     def enter(self, phase: str) -> None:
         self.phase = phase
         self.phases.append((phase, time.monotonic()))
+
+    async def recovered(self, within: float) -> None:
+        """Wait, at most `within` seconds, until the latest probes of this phase — of every kind —
+        worked: a fault's phase lasts until the stack has recovered from it, not a fixed time, so
+        the next phase does not inherit its tail (Keycloak takes a while to use its database again
+        after PostgreSQL restarts, longer on a busy machine)."""
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            latest = {kind: ok for _, phase, kind, ok in self.probes if phase == self.phase}
+            if set(latest) == set(PROBES) and all(latest.values()):
+                return
+            await asyncio.sleep(0.5)
 
 
 def _token_and_expiry(stack: Stack) -> tuple[str, float]:
@@ -175,7 +190,7 @@ def _probe_once(stack: Stack, kind: str) -> str:
 async def probe(stack: Stack, timeline: Timeline, stop: asyncio.Event) -> None:
     while not stop.is_set():
         started = time.monotonic()
-        for kind in ("client credentials", "login"):
+        for kind in PROBES:
             error = await asyncio.to_thread(_probe_once, stack, kind)
             timeline.probes.append((time.time(), timeline.phase, kind, not error))
             if error:
