@@ -10,6 +10,7 @@ import logging
 import threading
 from collections.abc import Iterator
 
+import httpx2
 import pytest
 
 from mcp_server.challenge import GENERIC_DESCRIPTIONS
@@ -35,20 +36,29 @@ def _description(response) -> str:
 
 class AccessLines(logging.Handler):
     """The access log's lines, as the server thread writes them: it writes a request's line after
-    the answer is sent, so a test waits for it (an event, not a sleep)."""
+    the answer is sent, so a test waits for it (a condition, not a sleep), and picks its own
+    request's line by the X-Request-Id of the answer — a line of an earlier test's request may
+    still arrive meanwhile on a busy machine."""
 
     def __init__(self) -> None:
         super().__init__(logging.INFO)
         self.records: list[logging.LogRecord] = []
-        self.written = threading.Event()
+        self.changed = threading.Condition()
 
     def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-        self.written.set()
+        with self.changed:
+            self.records.append(record)
+            self.changed.notify_all()
 
-    def line(self) -> logging.LogRecord:
-        assert self.written.wait(10), "no access log line"
-        (record,) = self.records
+    def line(self, response: httpx2.Response) -> logging.LogRecord:
+        wanted = response.headers["x-request-id"]
+
+        def found() -> list[logging.LogRecord]:
+            return [r for r in self.records if getattr(r, "request_id", None) == wanted]
+
+        with self.changed:
+            assert self.changed.wait_for(found, timeout=10), f"no access log line for request {wanted}"
+            (record,) = found()
         return record
 
 
@@ -83,7 +93,7 @@ def test_a_refused_token_gets_the_same_generic_words_and_the_log_the_reason(
         f'resource_metadata="{generic.url}/.well-known/oauth-protected-resource/mcp"')
     assert response.json() == {"error": "invalid_token", "error_description": words}
     assert "Token rejected" not in response.text
-    line = access.line()
+    line = access.line(response)
     assert line.reason == reason
     assert all(token not in r.getMessage() and token not in str(vars(r)) for r in [*caplog.records, line])
 
@@ -102,7 +112,7 @@ def test_insufficient_scope_keeps_its_scope_parameter_and_logs_what_was_needed(
     # RS16: the scope parameter still names what the call needs; clients step up on it.
     assert 'scope="mcp:connect mcp:tools mcp:admin"' in response.headers["www-authenticate"]
     assert _description(response) == GENERIC_DESCRIPTIONS["insufficient_scope"]
-    assert access.line().reason == "This call needs scope mcp:tools mcp:admin"
+    assert access.line(response).reason == "This call needs scope mcp:tools mcp:admin"
 
 
 def test_two_credentials_get_generic_words(generic: RunningServer, caplog: pytest.LogCaptureFixture, access: AccessLines):
@@ -115,7 +125,7 @@ def test_two_credentials_get_generic_words(generic: RunningServer, caplog: pytes
     assert response.status_code == 400
     assert _description(response) == GENERIC_DESCRIPTIONS["invalid_request"]
     assert GENERIC_DESCRIPTIONS["invalid_request"] in response.headers["www-authenticate"]
-    assert access.line().reason == "more than one Authorization header"
+    assert access.line(response).reason == "more than one Authorization header"
 
 
 def test_a_revoked_session_gets_generic_words(generic: RunningServer, caplog: pytest.LogCaptureFixture, access: AccessLines):
@@ -125,7 +135,7 @@ def test_a_revoked_session_gets_generic_words(generic: RunningServer, caplog: py
         response = generic.call(token, params=_params("server_stats"))
     assert response.status_code == 401
     assert _description(response) == GENERIC_DESCRIPTIONS["invalid_token"]
-    assert "no longer active" in access.line().reason
+    assert "no longer active" in access.line(response).reason
 
 
 def test_an_unanswered_introspection_gets_generic_words(
@@ -141,7 +151,7 @@ def test_an_unanswered_introspection_gets_generic_words(
     assert response.json() == {"error": "temporarily_unavailable",
                                "error_description": GENERIC_DESCRIPTIONS["temporarily_unavailable"]}
     assert "server_stats" not in response.text
-    assert access.line().reason.startswith("introspection failed: HTTP 503")
+    assert access.line(response).reason.startswith("introspection failed: HTTP 503")
 
 
 def test_an_undeclared_tool_gets_generic_words(generic: RunningServer, caplog: pytest.LogCaptureFixture, access: AccessLines):
@@ -149,7 +159,7 @@ def test_an_undeclared_tool_gets_generic_words(generic: RunningServer, caplog: p
         response = generic.call(generic.token(), params=_params("no_such_tool"))
     assert response.status_code == 403
     assert response.json() == {"error": "access_denied", "error_description": GENERIC_DESCRIPTIONS["access_denied"]}
-    assert "no_such_tool" in access.line().reason
+    assert "no_such_tool" in access.line(response).reason
 
 
 def test_the_generic_words_are_one_per_error_code():
