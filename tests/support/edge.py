@@ -23,6 +23,10 @@ from tests.support.stack import Stack
 
 GUARD = "registration-guard"  # the compose service; its image has Python (standard library)
 
+# Edge addresses this test run has handed out: never given twice (the top quarter of a /24 has 63,
+# the suite needs about ten).
+HANDED_OUT: set[str] = set()
+
 # Runs inside a source container: the requests of the job on stdin, sequential, each on a new
 # connection; prints every answer as JSON.
 SEND = r"""
@@ -93,7 +97,10 @@ def registration_limit(compose: DockerCompose) -> Limit:
 def edge_sources(compose: DockerCompose, stack: Stack) -> Iterator[Callable[[], Source]]:
     """Starts containers of the guard's image on the edge network, each at a random free address
     in the top quarter of the subnet (Docker hands out addresses from the bottom, and would give
-    a freed one to the next container, budget spent and all). All stay up until the block ends."""
+    a freed one to the next container, budget spent and all) that no source of this run had yet —
+    a source that spent its budget a moment ago leaves the guard remembering its address for a
+    window (the random pick alone once landed on one: a 429 in CI). All stay up until the block
+    ends."""
     guard = subprocess.run([*compose.docker_compose_command(), "ps", "-q", GUARD], cwd=compose.context,
                            capture_output=True, text=True, check=True).stdout.split()[0]
     image = docker("inspect", "-f", "{{.Config.Image}}", guard)
@@ -105,8 +112,11 @@ def edge_sources(compose: DockerCompose, stack: Stack) -> Iterator[Callable[[], 
     def start() -> Source:
         taken = {entry.get("IPv4Address", "").split("/")[0] for entry in
                  json.loads(docker("network", "inspect", "-f", "{{json .Containers}}", network)).values()}
-        free = [str(h) for h in hosts[len(hosts) * 3 // 4:] if str(h) not in taken and str(h) != stack.env["CADDY_IP"]]
+        free = [str(h) for h in hosts[len(hosts) * 3 // 4:]
+                if str(h) not in taken and str(h) not in HANDED_OUT and str(h) != stack.env["CADDY_IP"]]
+        assert free, f"every edge address of {subnet} was used by this run already"
         address = random.choice(free)
+        HANDED_OUT.add(address)
         name = f"{stack.env['COMPOSE_PROJECT_NAME']}-edge-{secrets.token_hex(4)}"
         docker("run", "-d", "--rm", "--no-healthcheck", "--network", network, "--ip", address, "--name", name,
                image, "sleep", "600", timeout=120)
