@@ -21,12 +21,14 @@ import argparse
 import json
 import math
 import os
+import secrets
 import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -38,7 +40,8 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from mcp_agent.dpop import DPoPKey
+from mcp_agent.dpop import DPoPKey, access_token_hash, target_uri
+from mcp_server.dpop import thumbprint
 from tests.bench.token_endpoint import CERTS_PATH, REALM_PATH
 from tests.support.net import free_port
 
@@ -46,9 +49,12 @@ KID = "bench-key"
 CLIENT_KID = "bench-mcp-server"
 # dpop: the production app (MCP_DPOP=allowed, the default) with a DPoP-bound token (cnf.jkt) and a
 # new proof for every call, made with the demo agent's own proof code (mcp_agent.dpop).
+# dpop-rs256: the same, the client's proof key RSA 2048 and its proofs RS256 — a proof's signature is
+# what a DPoP call adds most, and what it costs the server is the client's choice of algorithm
+# (an RS256 signature verifies ~4x faster than an ES256 one; it signs ~9x slower: the client's cost).
 # no-auth-control: a second, identical no-auth server. Its ratio to no-auth should be 1.00; how far
 # its rounds stray from that is the noise floor of this machine and run, printed beside the targets.
-OURS = ("no-auth", "auth", "dpop", "jwks-per-request", "no-auth-control")
+OURS = ("no-auth", "auth", "dpop", "dpop-rs256", "jwks-per-request", "no-auth-control")
 # list_notes: exchange (RFC 8693) at the stand-in token endpoint, then GET /notes at the notes API.
 NOTES = ("notes-cached", "notes-exchange-per-call")
 PEER = ("fastmcp-no-auth", "fastmcp-auth")
@@ -116,6 +122,22 @@ class JWKSClientPerRequestVerifier:
                            expires_at=claims["exp"], resource=self.resource, subject=claims["sub"], claims=claims)
 
 
+class RSAProofKey:
+    """A DPoP client whose proof key is RSA and whose proofs are RS256 (the demo agent's are ES256):
+    the claims mcp_agent.dpop.DPoPKey puts in a proof, another algorithm and key."""
+
+    def __init__(self) -> None:
+        self.private_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self.public_jwk = {k: v for k, v in jwt.algorithms.RSAAlgorithm.to_jwk(self.private_key.public_key(),
+                                                                                as_dict=True).items() if k in ("kty", "n", "e")}
+        self.thumbprint = thumbprint(self.public_jwk)
+
+    def proof(self, method: str, url: str, *, access_token: str) -> str:
+        claims = {"jti": secrets.token_urlsafe(16), "htm": method, "htu": target_uri(url), "iat": int(time.time()),
+                  "ath": access_token_hash(access_token)}
+        return jwt.encode(claims, self.private_key, algorithm="RS256", headers={"typ": "dpop+jwt", "jwk": self.public_jwk})
+
+
 def issuer_of(jwks_url: str) -> str:
     return jwks_url.removesuffix(CERTS_PATH.removeprefix(REALM_PATH))
 
@@ -142,7 +164,7 @@ def serve_mcp(variant: str, port: int, jwks_url: str, notes_api_url: str) -> Non
         server = MCPServer(name="mcp-auth-sandbox", instructions=INSTRUCTIONS)
         tools.register(server)
         app = transport_app(server, settings)
-    elif variant in ("auth", "dpop"):
+    elif variant in ("auth", "dpop", "dpop-rs256"):
         app = create_app(settings)
     elif variant in NOTES:
         # The production notes tools; the client key (MCP_CLIENT_KEY_ID/PEM) from the environment.
@@ -179,12 +201,32 @@ def spawn(*args: str, cpus: set[int] | None = None, command: list[str] | None = 
 
 
 def spawn_server(variant: str, port: int, jwks_url: str, notes_api_url: str, client_pem: str,
-                 peer_python: Path) -> subprocess.Popen:
+                 peer_python: Path, cpus: set[int] | None = SERVER_CPUS) -> subprocess.Popen:
     if variant in PEER:
-        return spawn(variant.removeprefix("fastmcp-"), str(port), jwks_url, issuer_of(jwks_url), cpus=SERVER_CPUS,
+        return spawn(variant.removeprefix("fastmcp-"), str(port), jwks_url, issuer_of(jwks_url), cpus=cpus,
                      command=[str(peer_python), str(PEER_SERVER)])
     env = {"MCP_CLIENT_KEY_ID": CLIENT_KID, "MCP_CLIENT_KEY_PEM": client_pem} if variant in NOTES else {}
-    return spawn("serve-mcp", variant, str(port), jwks_url, notes_api_url, cpus=SERVER_CPUS, env=env)
+    return spawn("serve-mcp", variant, str(port), jwks_url, notes_api_url, cpus=cpus, env=env)
+
+
+def pin(pid: int, cpus: set[int] | None) -> None:
+    """Every thread of a running process onto `cpus` (threads it starts later inherit it). Servers
+    start on every core (their imports are not measured) and are pinned once they listen."""
+    if not cpus:
+        return
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            os.sched_setaffinity(int(task.name), cpus)
+        except (ProcessLookupError, FileNotFoundError):
+            continue
+
+
+def stop(processes: Iterable[subprocess.Popen]) -> None:
+    processes = list(processes)
+    for p in processes:
+        p.terminate()
+    for p in processes:
+        p.wait(timeout=10)
 
 
 def wait_listening(port: int, timeout: float = 30) -> None:
@@ -215,7 +257,7 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-WARM_UP = 20
+WARM_UP = 100  # calls before each measurement: a server process is new each round (its JWKS, its caches)
 PROOFS_PER_SECOND = 2500  # made ahead per second of a dpop round: more than one server core answers
 
 
@@ -224,7 +266,8 @@ class CallFailed(RuntimeError):
 
 
 async def measure(url: str, token: str, seconds: float, concurrency: int, pid: int,
-                  tool: str = "get_time", dpop_key: DPoPKey | None = None) -> tuple[float, float, int]:
+                  tool: str = "get_time", dpop_key: DPoPKey | RSAProofKey | None = None,
+                  expected_rate: float | None = None) -> tuple[float, float, int]:
     """(tool calls per second of wall time, tool calls per CPU-second of the server process, calls
     made including the warm-up). With `dpop_key`: `Authorization: DPoP` and a new proof per call.
 
@@ -252,8 +295,11 @@ async def measure(url: str, token: str, seconds: float, concurrency: int, pid: i
     # work) does not slow the load the server gets; if the round needs more, made as it goes.
     # They stay acceptable for MCP_DPOP_PROOF_MAX_AGE_SECONDS (60 s), far longer than a round.
     fixed = request() if dpop_key is None else None
+    # As many as the round needs, with a margin: 1.5 x the rate of this variant's previous round
+    # (an RS256 proof takes the client ~0.35 ms to sign).
+    per_second = 1.5 * expected_rate if expected_rate else PROOFS_PER_SECOND
     ahead = [request(dpop_key.proof("POST", url, access_token=token))
-             for _ in range(PROOFS_PER_SECOND * math.ceil(seconds))] if dpop_key is not None and seconds <= 30 else []
+             for _ in range(math.ceil(per_second * seconds) + WARM_UP)] if dpop_key is not None and seconds <= 30 else []
 
     def next_request() -> h11.Request:
         if fixed is not None:
@@ -289,7 +335,7 @@ async def measure(url: str, token: str, seconds: float, concurrency: int, pid: i
     streams = [await anyio.connect_tcp(target.hostname, target.port) for _ in range(concurrency)]
     try:
         connections = [(stream, h11.Connection(h11.CLIENT)) for stream in streams]
-        for i in range(WARM_UP):  # warm-up (and the first JWKS fetch)
+        for i in range(WARM_UP):  # warm-up (the first JWKS fetch, caches, the interpreter's specializations)
             await call(*connections[i % concurrency])
         deadline = time.perf_counter() + seconds
         started = time.perf_counter()
@@ -329,6 +375,7 @@ def run(rounds: int, seconds: float, concurrency: int,
     client_jwk = {**json.loads(jwt.algorithms.ECAlgorithm.to_jwk(client_key.public_key())), "kid": CLIENT_KID}
     # The DPoP client's proof key (ES256, like the demo agent's); its tokens carry its thumbprint.
     dpop_key = DPoPKey(ec.generate_private_key(ec.SECP256R1()))
+    proof_keys: dict[str, DPoPKey | RSAProofKey] = {"dpop": dpop_key, "dpop-rs256": RSAProofKey()}
     as_port, api_port = free_port(), free_port()
     as_origin = f"http://127.0.0.1:{as_port}"
     issuer = as_origin + REALM_PATH
@@ -340,41 +387,53 @@ def run(rounds: int, seconds: float, concurrency: int,
     procs = [spawn("serve-as", str(as_port), json.dumps(clients), cpus=SERVER_CPUS,
                    env={"BENCH_SIGNING_PEM": pem.decode()})]
     pids: dict[str, int] = {}
+    servers: dict[str, subprocess.Popen] = {}
     results: dict[str, list[float]] = {v: [] for v in VARIANTS}
     capacity: dict[str, list[float]] = {v: [] for v in VARIANTS}
+    last_rate: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="bench-notes-") as data:
         try:
             procs.append(spawn("serve-api", str(api_port), jwks_url, str(Path(data) / "notes.sqlite3"),
                                cpus=SERVER_CPUS))
             wait_listening(as_port)
             wait_listening(api_port)
-            for variant, port in ports.items():
-                procs.append(spawn_server(variant, port, jwks_url, api_url, client_pem, peer_python))
-                pids[variant] = procs[-1].pid
-            for port in ports.values():
-                wait_listening(port)
-            # Round 0 warms every server up (imports, caches, the allocator) and is not counted. Then
-            # the order alternates, forwards and backwards, so that a drift in the machine's speed
-            # over a round favours no variant.
+            # Round 0 warms the load generator and the stand-ins up and is not counted. Then the
+            # order alternates, forwards and backwards, so that a drift in the machine's speed over a
+            # round favours no variant.
             for r in range(rounds + 1):
+                # New server processes every round: where a process's code and data land in memory
+                # (address-space randomization, string-hash seeds) makes one process of a server a
+                # few per cent faster or slower than another of the same server for its whole life —
+                # two identical no-auth servers differed by 9-15 % per CPU-second, the same way in
+                # nearly every round of one run. Restarted, that offset is drawn anew each round, and
+                # the median of the per-round ratios is not one draw's.
+                stop(servers.values())
+                servers = {v: spawn_server(v, port, jwks_url, api_url, client_pem, peer_python, cpus=None)
+                           for v, port in ports.items()}
+                for variant, port in ports.items():
+                    wait_listening(port)
+                    pin(servers[variant].pid, SERVER_CPUS)
+                    pids[variant] = servers[variant].pid
                 for variant in (VARIANTS if r % 2 else VARIANTS[::-1]):
                     resource = resources[variant]
                     now = int(time.time())
                     # A new subject token each round: the cached variant exchanges once per round.
                     # RFC 9449 §6.1: a DPoP-bound token names its key by thumbprint (cnf.jkt), as Keycloak's do.
-                    bound = {"cnf": {"jkt": dpop_key.thumbprint}} if variant == "dpop" else {}
+                    proof_key = proof_keys.get(variant)
+                    bound = {"cnf": {"jkt": proof_key.thumbprint}} if proof_key is not None else {}
                     token = jwt.encode({"iss": issuer, "aud": resource, "sub": "bench", "azp": "bench",
                                         "typ": "Bearer", "scope": "mcp:tools", "iat": now, "exp": now + 3600, **bound},
                                        pem, algorithm="RS256", headers={"kid": KID})
                     tool = "list_notes" if variant in NOTES else "get_time"
                     before = exchanges(as_origin).get(resource, 0) if variant in NOTES else 0
                     rate, per_cpu, calls = anyio.run(measure, resource, token, seconds, concurrency, pids[variant],
-                                                     tool, dpop_key if variant == "dpop" else None)
+                                                     tool, proof_key, last_rate.get(variant))
                     if variant in NOTES:
                         made = exchanges(as_origin).get(resource, 0) - before
                         expected = 1 if variant == "notes-cached" else calls
                         if made != expected:
                             raise RuntimeError(f"{variant}: {made} token exchanges for {calls} calls, expected {expected}")
+                    last_rate[variant] = rate
                     shown = f"round {r}/{rounds}" if r else "warm-up   "
                     print(f"  {shown}  {variant:<24} {rate:8.1f} tool calls/s   "
                           f"{per_cpu:8.1f} per server CPU-second   server busy {rate / per_cpu:4.0%}", flush=True)
@@ -382,10 +441,7 @@ def run(rounds: int, seconds: float, concurrency: int,
                         results[variant].append(rate)
                         capacity[variant].append(per_cpu)
         finally:
-            for p in procs:
-                p.terminate()
-            for p in procs:
-                p.wait(timeout=10)
+            stop([*procs, *servers.values()])
     return results, capacity
 
 
@@ -441,6 +497,7 @@ def main(argv: list[str] | None = None) -> int:
             ("auth", "no-auth", "ours: what token validation costs"),
             ("dpop", "no-auth", "ours: token validation and a DPoP proof per call"),
             ("dpop", "auth", "what the proof's checks add to a bearer token's"),
+            ("dpop-rs256", "no-auth", "the same, the client's proofs RS256 instead of ES256"),
             ("fastmcp-auth", "fastmcp-no-auth", "FastMCP's JWTVerifier, the same"),
             ("auth", "fastmcp-auth", "end to end, both with auth"),
             ("no-auth", "fastmcp-no-auth", "end to end, neither with auth"),

@@ -151,6 +151,17 @@ def test_a_proof_signed_by_another_key_than_its_jwk_is_refused():
     refused(proof(OTHER_EC_KEY, header={"jwk": public_jwk(EC_KEY)}), "signature does not verify")
 
 
+@pytest.mark.parametrize("payload", [b"[1, 2]", b'"a string"', b"not json", b"\xff\xfe", b""])
+def test_a_signed_proof_whose_payload_is_not_a_json_object_is_refused(payload: bytes):
+    # The JWS layer checks the signature; that the payload is a claims object is ours to check.
+    signed = jwt.PyJWS().encode(payload, EC_KEY, algorithm="ES256", headers={"typ": "dpop+jwt", "jwk": public_jwk(EC_KEY)})
+    refused(signed, "payload is not a JSON object")
+
+
+def test_a_proof_with_a_non_string_jti_is_refused():
+    refused(proof(jti=5), "jti is missing or not a string")
+
+
 def test_a_remembered_header_still_has_each_proofs_signature_checked():
     # The header's checks are remembered per header segment; the signature never is: a proof
     # with the same header but a body signed by another key is refused after a good one passed.
