@@ -363,8 +363,8 @@ def exchanges(as_origin: str) -> dict[str, int]:
     return dict(httpx2.get(f"{as_origin}/stats").json())
 
 
-def run(rounds: int, seconds: float, concurrency: int,
-        peer_python: Path) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+def run(rounds: int, seconds: float, concurrency: int, peer_python: Path,
+        variants: tuple[str, ...] = VARIANTS) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                             serialization.NoEncryption())
@@ -381,15 +381,15 @@ def run(rounds: int, seconds: float, concurrency: int,
     issuer = as_origin + REALM_PATH
     jwks_url = as_origin + CERTS_PATH
     api_url = f"http://127.0.0.1:{api_port}"
-    ports = {v: free_port() for v in VARIANTS}
+    ports = {v: free_port() for v in variants}
     resources = {v: f"http://127.0.0.1:{port}/mcp" for v, port in ports.items()}
     clients = {resources[v]: client_jwk for v in NOTES}
     procs = [spawn("serve-as", str(as_port), json.dumps(clients), cpus=SERVER_CPUS,
                    env={"BENCH_SIGNING_PEM": pem.decode()})]
     pids: dict[str, int] = {}
     servers: dict[str, subprocess.Popen] = {}
-    results: dict[str, list[float]] = {v: [] for v in VARIANTS}
-    capacity: dict[str, list[float]] = {v: [] for v in VARIANTS}
+    results: dict[str, list[float]] = {v: [] for v in variants}
+    capacity: dict[str, list[float]] = {v: [] for v in variants}
     last_rate: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="bench-notes-") as data:
         try:
@@ -414,7 +414,7 @@ def run(rounds: int, seconds: float, concurrency: int,
                     wait_listening(port)
                     pin(servers[variant].pid, SERVER_CPUS)
                     pids[variant] = servers[variant].pid
-                for variant in (VARIANTS if r % 2 else VARIANTS[::-1]):
+                for variant in (variants if r % 2 else variants[::-1]):
                     resource = resources[variant]
                     now = int(time.time())
                     # A new subject token each round: the cached variant exchanges once per round.
@@ -462,6 +462,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--peer-python", type=Path, default=PEER_PYTHON,
                         help="python of FastMCP's virtualenv (make bench installs it)")
+    parser.add_argument("--only", type=lambda text: tuple(text.split(",")), default=VARIANTS, metavar="V1,V2,...",
+                        help=f"measure only these variants (of: {', '.join(VARIANTS)}); the targets need no-auth, auth, dpop")
     parser.add_argument("--keycloak", action="store_true",
                         help="instead: Keycloak's token-exchange rate against the running sandbox (keycloak_exchange.py)")
     args = parser.parse_args(argv)
@@ -469,7 +471,10 @@ def main(argv: list[str] | None = None) -> int:
         from tests.bench import keycloak_exchange
 
         return keycloak_exchange.run(args.rounds, args.seconds, args.concurrency)
-    if not args.peer_python.exists():
+    variants: tuple[str, ...] = tuple(v for v in VARIANTS if v in args.only)  # in the usual order
+    if unknown := sorted(set(args.only) - set(VARIANTS)):
+        parser.error(f"unknown variant(s): {', '.join(unknown)}")
+    if set(PEER) & set(variants) and not args.peer_python.exists():
         print(f"bench: no FastMCP to compare with at {args.peer_python}: run `make bench`, which installs it",
               file=sys.stderr)
         return 2
@@ -478,9 +483,9 @@ def main(argv: list[str] | None = None) -> int:
     if CLIENT_CPUS:
         os.sched_setaffinity(0, CLIENT_CPUS)
         print(f"load generator on CPU {sorted(CLIENT_CPUS)}, servers on CPUs {sorted(SERVER_CPUS)}")
-    results, capacity = run(args.rounds, args.seconds, args.concurrency, args.peer_python)
+    results, capacity = run(args.rounds, args.seconds, args.concurrency, args.peer_python, variants)
     print("\nmedians                    tool calls/s   per server CPU-second   CPU per call   server busy")
-    for v in VARIANTS:
+    for v in variants:
         per_cpu = statistics.median(capacity[v])
         busy = statistics.median(r / c for r, c in zip(results[v], capacity[v], strict=True))
         print(f"  {v:<24} {statistics.median(results[v]):10.1f}   {per_cpu:12.1f}   {1e6 / per_cpu:12.0f} us   {busy:8.0%}")
@@ -505,18 +510,27 @@ def main(argv: list[str] | None = None) -> int:
             ("notes-cached", "notes-exchange-per-call", "ours: what the exchange cache saves (*)"),
             ("notes-cached", "auth", "an API-backed call (cached exchange) vs a local tool (*)"))
     for a, b, note in rows:
+        if a not in variants or b not in variants:
+            continue
         print(f"  {a + ' / ' + b:<44} {shown(ratios(results, a, b))}   {shown(ratios(capacity, a, b))}   {note}")
     print("  (*) against a local stand-in token endpoint (tests/bench/token_endpoint.py), not Keycloak: the per\n"
           "      CPU-second ratio is the MCP server's own work only (assertion, request, checks vs a cache hit);\n"
           "      the throughput ratio also carries the stand-in's and the API's CPU on the same cores.\n"
           "      Keycloak's own token-exchange rate: --keycloak (against the running sandbox).")
-    ours = statistics.median(ratios(capacity, "auth", "no-auth"))
-    peer = statistics.median(ratios(capacity, "fastmcp-auth", "fastmcp-no-auth"))
-    dpop = statistics.median(ratios(capacity, "dpop", "no-auth"))
-    print(f"\nauth overhead per tool call (CPU): ours {100 * (1 / ours - 1):.1f} %, with DPoP {100 * (1 / dpop - 1):.1f} %, "
-          f"FastMCP's {100 * (1 / peer - 1):.1f} %")
+    def median_ratio(a: str, b: str) -> float | None:
+        return statistics.median(ratios(capacity, a, b)) if a in variants and b in variants else None
+
+    ours, dpop = median_ratio("auth", "no-auth"), median_ratio("dpop", "no-auth")
+    peer = median_ratio("fastmcp-auth", "fastmcp-no-auth")
+    print("\nauth overhead per tool call (CPU): " + ", ".join(
+        f"{name} {100 * (1 / value - 1):.1f} %" for name, value in (("ours", ours), ("with DPoP", dpop), ("FastMCP's", peer))
+        if value is not None))
     met = True
     for name, got, target in (("auth", ours, TARGET), ("dpop", dpop, DPOP_TARGET)):
+        if got is None:
+            print(f"target: {name} / no-auth >= {target:.2f}x: not measured in this run (--only)")
+            met = False
+            continue
         met = met and got >= target
         print(f"target: {name} / no-auth >= {target:.2f}x per server CPU-second (median): {got:.2f}x, "
               f"{'met' if got >= target else 'NOT met'}")
