@@ -383,7 +383,7 @@ def run(rounds: int, seconds: float, concurrency: int, peer_python: Path,
     api_url = f"http://127.0.0.1:{api_port}"
     ports = {v: free_port() for v in variants}
     resources = {v: f"http://127.0.0.1:{port}/mcp" for v, port in ports.items()}
-    clients = {resources[v]: client_jwk for v in NOTES}
+    clients = {resources[v]: client_jwk for v in NOTES if v in resources}
     procs = [spawn("serve-as", str(as_port), json.dumps(clients), cpus=SERVER_CPUS,
                    env={"BENCH_SIGNING_PEM": pem.decode()})]
     pids: dict[str, int] = {}
