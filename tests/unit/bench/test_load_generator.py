@@ -16,7 +16,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from tests.bench.tool_call_throughput import CallFailed, cpu_seconds, measure
+from mcp_server.dpop import ProofChecker
+from tests.bench.tool_call_throughput import WARM_UP, CallFailed, RSAProofKey, cpu_seconds, main, measure
 from tests.support.authorization_server import serve
 from tests.support.net import free_port
 
@@ -50,7 +51,7 @@ async def test_it_counts_successful_tool_calls_over_keep_alive_connections(url: 
     rate, per_cpu, calls = await measure(url, "the-token", 0.2, 2, os.getpid())
     assert rate > 0
     assert per_cpu > 0
-    assert calls > 20  # the warm-up's 20 and the round's
+    assert calls > WARM_UP  # the warm-up's and the round's
     assert len(seen) == calls
     assert {h["authorization"] for h in seen} == {"Bearer the-token"}
     assert {h["mcp-protocol-version"] for h in seen} == {"2025-11-25"}
@@ -77,3 +78,18 @@ def test_the_cpu_time_of_a_process_follows_what_it_spends() -> None:
         sum(range(10_000))
     spent = time.process_time() - own
     assert abs((cpu_seconds(os.getpid()) - before) - spent) < 0.2 * spent
+
+
+def test_the_rs256_proofs_pass_the_servers_checks_bound_to_their_key() -> None:
+    key = RSAProofKey()
+    url = "http://127.0.0.1:8000/mcp"
+    accepted = ProofChecker().check(key.proof("POST", url, access_token="a.b.c"), method="POST", uri=url,
+                                    access_token="a.b.c")
+    assert accepted.thumbprint == key.thumbprint
+
+
+def test_an_unknown_variant_is_refused_before_anything_starts(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["--only", "no-auth,no-such-variant"])
+    assert exited.value.code == 2
+    assert "unknown variant(s): no-such-variant" in capsys.readouterr().err
