@@ -401,8 +401,8 @@ def run(rounds: int, seconds: float, concurrency: int, peer_python: Path,
             # order alternates, forwards and backwards, so that a drift in the machine's speed over a
             # round favours no variant.
             for r in range(rounds + 1):
-                # New server processes every round: where a process's code and data land in memory
-                # (address-space randomization, string-hash seeds) makes one process of a server a
+                # New server processes every round: something fixed at a process's start (where its
+                # code and data land in memory, its string-hash seed) makes one process of a server a
                 # few per cent faster or slower than another of the same server for its whole life —
                 # two identical no-auth servers differed by 9-15 % per CPU-second, the same way in
                 # nearly every round of one run. Restarted, that offset is drawn anew each round, and
