@@ -71,6 +71,22 @@ def _unregister(stack: Stack, uri: str, registration_token: str) -> None:
         http.delete(uri, headers={"authorization": f"Bearer {registration_token}"})
 
 
+_FEEDBACK = re.compile(r'<[^>]*(?:kc-feedback-text|id="input-error")[^>]*>(.*?)</', re.S)
+_TITLE = re.compile(r"<title>(.*?)</title>", re.S)
+
+
+def page_message(page: str) -> str:
+    """What a Keycloak page says to its user, for an assertion message: its error or feedback
+    text, else its title, else the start of the answer (an HTML page's first lines say nothing)."""
+    if "<html" not in page[:500]:
+        return page[:300]
+    said = [html.unescape(re.sub(r"\s+", " ", text)).strip() for text in _FEEDBACK.findall(page)]
+    title = _TITLE.search(page)
+    if any(said):
+        return "; ".join(t for t in said if t)
+    return f"a page titled {html.unescape(title.group(1)).strip()!r}" if title else page[:300]
+
+
 def authorize(http: httpx2.Client, stack: Stack, username: str, password: str, *, client_id: str | None = None,
               scope: str = "openid mcp:tools offline_access", redirect_uri: str | None = None) -> Authorization:
     """Log in and consent; return the code from the redirect (Keycloak's 302 Location). Without
@@ -91,8 +107,8 @@ def authorize(http: httpx2.Client, stack: Stack, username: str, password: str, *
         if response.status_code == 302:
             response = http.get(response.headers["location"])
         else:
-            assert response.status_code == 200, response.text[:500]
-            assert 'name="accept"' in response.text, response.text[:500]
+            assert response.status_code == 200, f"{response.status_code}: {page_message(response.text)}"
+            assert 'name="accept"' in response.text, f"no consent page: {page_message(response.text)}"
             response = http.post(form_action(response), data={"accept": "Yes"})
     location = response.headers["location"]
     assert location.startswith(redirect_uri), location
