@@ -4,6 +4,7 @@ Proofs are made with PyJWT from real keys (EC P-256, RSA, Ed25519), as a client 
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import Any
 
@@ -151,11 +152,17 @@ def test_a_proof_signed_by_another_key_than_its_jwk_is_refused():
     refused(proof(OTHER_EC_KEY, header={"jwk": public_jwk(EC_KEY)}), "signature does not verify")
 
 
-@pytest.mark.parametrize("payload", [b"[1, 2]", b'"a string"', b"not json", b"\xff\xfe", b""])
+@pytest.mark.parametrize("payload", [b"[1, 2]", b'"a string"', b"not json", b"\xff\xfe", b"",
+                                     b"[" * 2800 + b"]" * 2800])  # deeper than json's recursion limit, under the size cap
 def test_a_signed_proof_whose_payload_is_not_a_json_object_is_refused(payload: bytes):
     # The JWS layer checks the signature; that the payload is a claims object is ours to check.
     signed = jwt.PyJWS().encode(payload, EC_KEY, algorithm="ES256", headers={"typ": "dpop+jwt", "jwk": public_jwk(EC_KEY)})
     refused(signed, "payload is not a JSON object")
+
+
+def test_a_proof_whose_header_nests_past_the_parsers_depth_is_refused():
+    header = base64.urlsafe_b64encode(b'{"typ":"dpop+jwt","alg":"ES256","x":' + b"[" * 2800 + b"]" * 2800 + b"}")
+    refused(f"{header.rstrip(b'=').decode()}.e30.AAAA", "well-formed")
 
 
 def test_a_proof_with_a_non_string_jti_is_refused():

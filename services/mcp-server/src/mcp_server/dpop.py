@@ -222,7 +222,7 @@ class ProofChecker:
             raise ProofRejected("proof is not a well-formed JWT") from None
         try:
             claims = json.loads(payload)
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested past the parser's depth
             claims = None
         if not isinstance(claims, dict):
             raise ProofRejected("proof payload is not a JSON object")
