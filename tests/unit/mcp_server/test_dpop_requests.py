@@ -142,6 +142,14 @@ def test_a_proof_carrying_the_private_key_is_refused(server: RunningServer):
             "private or symmetric key material")
 
 
+def test_a_signed_proof_nested_past_the_json_parsers_depth_is_a_401_not_a_500(server: RunningServer):
+    # The token's own holder can sign anything: the proof's payload is the client's to choose.
+    token = bound_token(server)
+    deep = jwt.PyJWS().encode(b"[" * 2800 + b"]" * 2800, CLIENT_KEY, algorithm="ES256",
+                              headers={"typ": "dpop+jwt", "jwk": jwk_of(CLIENT_KEY)})
+    refused(send(server, token, deep), "invalid_dpop_proof", "payload is not a JSON object")
+
+
 def test_a_token_bound_to_another_key_is_refused(server: RunningServer):
     token = bound_token(server, THIEF_KEY)  # cnf.jkt names a key the proof is not signed with
     refused(send(server, token, proof(server, token)), "invalid_dpop_proof", "not the key the token is bound to")
