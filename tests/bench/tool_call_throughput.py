@@ -21,7 +21,6 @@ import argparse
 import json
 import math
 import os
-import secrets
 import socket
 import statistics
 import subprocess
@@ -40,7 +39,7 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from mcp_agent.dpop import DPoPKey, access_token_hash, target_uri
+from mcp_agent.dpop import DPoPKey, proof_claims
 from mcp_server.dpop import thumbprint
 from tests.bench.token_endpoint import CERTS_PATH, REALM_PATH
 from tests.support.net import free_port
@@ -133,9 +132,8 @@ class RSAProofKey:
         self.thumbprint = thumbprint(self.public_jwk)
 
     def proof(self, method: str, url: str, *, access_token: str) -> str:
-        claims = {"jti": secrets.token_urlsafe(16), "htm": method, "htu": target_uri(url), "iat": int(time.time()),
-                  "ath": access_token_hash(access_token)}
-        return jwt.encode(claims, self.private_key, algorithm="RS256", headers={"typ": "dpop+jwt", "jwk": self.public_jwk})
+        return jwt.encode(proof_claims(method, url, access_token=access_token), self.private_key, algorithm="RS256",
+                          headers={"typ": "dpop+jwt", "jwk": self.public_jwk})
 
 
 def issuer_of(jwks_url: str) -> str:

@@ -105,15 +105,21 @@ class DPoPKey:
     def proof(self, method: str, url: str | httpx2.URL, *, access_token: str | None = None, nonce: str | None = None,
               now: float | None = None) -> str:
         """A proof for one request (RFC 9449 §4.2): new `jti` each time, so none is ever replayed."""
-        claims: dict[str, Any] = {"jti": secrets.token_urlsafe(16), "htm": method.upper(), "htu": target_uri(url),
-                                  "iat": int(now if now is not None else time.time())}
-        if access_token is not None:
-            claims["ath"] = access_token_hash(access_token)  # §7.1: the proof names the token it goes with
-        if nonce is not None:
-            claims["nonce"] = nonce
         # §4.2: typ dpop+jwt, an asymmetric alg, the public key only in `jwk`.
-        return jwt.encode(claims, self.private_key, algorithm=ALGORITHM,
-                          headers={"typ": PROOF_TYPE, "jwk": self.public_jwk})
+        return jwt.encode(proof_claims(method, url, access_token=access_token, nonce=nonce, now=now), self.private_key,
+                          algorithm=ALGORITHM, headers={"typ": PROOF_TYPE, "jwk": self.public_jwk})
+
+
+def proof_claims(method: str, url: str | httpx2.URL, *, access_token: str | None = None, nonce: str | None = None,
+                 now: float | None = None) -> dict[str, Any]:
+    """The claims of a proof for one request (RFC 9449 §4.2), a new `jti` each time."""
+    claims: dict[str, Any] = {"jti": secrets.token_urlsafe(16), "htm": method.upper(), "htu": target_uri(url),
+                              "iat": int(now if now is not None else time.time())}
+    if access_token is not None:
+        claims["ath"] = access_token_hash(access_token)  # §7.1: the proof names the token it goes with
+    if nonce is not None:
+        claims["nonce"] = nonce
+    return claims
 
 
 class DPoPKeyFile:
