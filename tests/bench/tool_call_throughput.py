@@ -220,11 +220,16 @@ def pin(pid: int, cpus: set[int] | None) -> None:
 
 
 def stop(processes: Iterable[subprocess.Popen]) -> None:
+    """Terminate, then kill what has not ended 10 s later (a round must not leave a server behind)."""
     processes = list(processes)
     for p in processes:
         p.terminate()
     for p in processes:
-        p.wait(timeout=10)
+        try:
+            p.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
 
 
 def wait_listening(port: int, timeout: float = 30) -> None:
