@@ -516,10 +516,12 @@ def main(argv: list[str] | None = None) -> int:
         if a not in variants or b not in variants:
             continue
         print(f"  {a + ' / ' + b:<44} {shown(ratios(results, a, b))}   {shown(ratios(capacity, a, b))}   {note}")
-    print("  (*) against a local stand-in token endpoint (tests/bench/token_endpoint.py), not Keycloak: the per\n"
-          "      CPU-second ratio is the MCP server's own work only (assertion, request, checks vs a cache hit);\n"
-          "      the throughput ratio also carries the stand-in's and the API's CPU on the same cores.\n"
-          "      Keycloak's own token-exchange rate: --keycloak (against the running sandbox).")
+    if set(NOTES) & set(variants):
+        print("  (*) against a local stand-in token endpoint (tests/bench/token_endpoint.py), not Keycloak: the per\n"
+              "      CPU-second ratio is the MCP server's own work only (assertion, request, checks vs a cache hit);\n"
+              "      the throughput ratio also carries the stand-in's and the API's CPU on the same cores.\n"
+              "      Keycloak's own token-exchange rate: --keycloak (against the running sandbox).")
+
     def median_ratio(a: str, b: str) -> float | None:
         return statistics.median(ratios(capacity, a, b)) if a in variants and b in variants else None
 
